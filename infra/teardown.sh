@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Delete what infra/deploy.sh created that costs money: the Cloud Run service (and, with
+# --delete-images, the Artifact Registry repository holding its ~3 GB images).
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=_common.sh
+source "$SCRIPT_DIR/_common.sh"
+
+SERVICE="${SERVICE:-styleserve}"
+REGION="${REGION:-us-central1}"
+PROJECT="${PROJECT:-}"
+ARTIFACT_REPO="${ARTIFACT_REPO:-styleserve}"
+DELETE_IMAGES="${DELETE_IMAGES:-0}"
+DRY_RUN="${DRY_RUN:-0}"
+
+usage() {
+  cat <<EOF
+Usage: infra/teardown.sh [options]
+
+Deletes the Cloud Run service deployed by infra/deploy.sh. Its images stay in Artifact
+Registry (storage is billed per GB-month) unless --delete-images is given; the command to
+delete them is printed either way.
+
+Options (env var in brackets, then default; use the values you deployed with):
+  --project ID      [PROJECT]        GOOGLE_CLOUD_PROJECT, else 'gcloud config get-value project'
+  --region REGION   [REGION]         us-central1
+  --service NAME    [SERVICE]        styleserve
+  --repo NAME       [ARTIFACT_REPO]  styleserve
+  --delete-images   [DELETE_IMAGES=1] also delete the Artifact Registry repository
+  --dry-run         [DRY_RUN=1]      print the commands that would delete something, run none
+  -h, --help        this text
+EOF
+}
+
+need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
+
+parse_args() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --project) need_value "$@"; PROJECT="$2"; shift ;;
+      --region) need_value "$@"; REGION="$2"; shift ;;
+      --service) need_value "$@"; SERVICE="$2"; shift ;;
+      --repo) need_value "$@"; ARTIFACT_REPO="$2"; shift ;;
+      --delete-images) DELETE_IMAGES=1 ;;
+      --dry-run) DRY_RUN=1 ;;
+      -h | --help) usage; exit 0 ;;
+      *) die "unknown argument '$1' (see --help)" ;;
+    esac
+    shift
+  done
+}
+
+main() {
+  parse_args "$@"
+  require_gcloud
+  resolve_project
+  local where=(--project="$PROJECT" --region="$REGION")
+  if gcloud run services describe "$SERVICE" "${where[@]}" --format='value(metadata.name)' >/dev/null 2>&1; then
+    mutate gcloud run services delete "$SERVICE" "${where[@]}" --quiet
+  else
+    log "no Cloud Run service $SERVICE in $PROJECT/$REGION; nothing to delete there"
+  fi
+  local repo_delete=(gcloud artifacts repositories delete "$ARTIFACT_REPO"
+    --location="$REGION" --project="$PROJECT" --quiet)
+  if [[ "$DELETE_IMAGES" == 1 ]]; then
+    mutate "${repo_delete[@]}"
+  fi
+  cat <<EOF
+
+Left in place:
+EOF
+  if [[ "$DELETE_IMAGES" != 1 ]]; then
+    cat <<EOF
+  - Artifact Registry repository $ARTIFACT_REPO ($REGION) with the built images, billed per
+    GB-month beyond the free tier. Delete it (and all its images) with:
+      $(quote_cmd "${repo_delete[@]}")
+EOF
+  fi
+  cat <<EOF
+  - Uploaded build sources in gs://${PROJECT}_cloudbuild/source (small). Delete with:
+      gcloud storage rm --recursive gs://${PROJECT}_cloudbuild/source
+  - The enabled APIs and Cloud Build / Cloud Run logs (no charge while nothing runs).
+  - The project itself: 'gcloud projects delete $PROJECT' removes everything.
+EOF
+}
+
+main "$@"

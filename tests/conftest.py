@@ -1,0 +1,58 @@
+"""Shared fixtures: small generated photos and paintings, never files from ../shared."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTION_DIR = ROOT / "function"
+if str(FUNCTION_DIR) not in sys.path:
+    sys.path.append(str(FUNCTION_DIR))  # as functions-framework does for function/main.py
+
+
+def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A photo-like RGB image: smooth gradients, a few shapes and mild noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
+    base = np.stack([xx, yy, 1 - xx * yy], axis=-1) * 200 + 25
+    noise = rng.normal(0, 6, size=(height, width, 3))
+    img = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(4):
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        x1, y1 = (
+            x0 + int(rng.integers(2, width // 2 + 3)),
+            y0 + int(rng.integers(2, height // 2 + 3)),
+        )
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        draw.ellipse((x0, y0, x1, y1), fill=color)
+    return img
+
+
+def make_painting(size: int = 96) -> Image.Image:
+    """A high-contrast, stroke-like pattern so the style loss has something to learn."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    r = 127 + 127 * np.sin(xx / 3 + np.sin(yy / 7) * 3)
+    g = 127 + 127 * np.sin(yy / 4)
+    b = 200 - 100 * np.cos((xx + yy) / 5)
+    return Image.fromarray(np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("photos")
+    for i in range(6):
+        make_photo(80 + 7 * i, 72 + 5 * i, seed=i).save(d / f"photo_{i}.jpg", quality=92)
+    return d
+
+
+@pytest.fixture(scope="session")
+def style_path(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("styles") / "stripes.png"
+    make_painting().save(p)
+    return p

@@ -1,0 +1,1 @@
+"""Training of feed-forward style networks (see training/train.py)."""

@@ -1,0 +1,116 @@
+"""The feed-forward style network (Johnson et al. 2016, "Perceptual Losses for Real-Time
+Style Transfer and Super-Resolution"), with instance norm (Ulyanov et al. 2016).
+
+Contract, shared by training, export and serving: float RGB in 0..255, NCHW, in and out, any
+height and width; the output has exactly the input's size. Normalization and the padding to a
+size the two stride-2 stages can undo live inside the module so the exported graph carries them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "johnson"
+    base_channels: int = 32  # widths are base, 2*base, 4*base (32, 64, 128 in the paper)
+    num_residual_blocks: int = 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection pad + conv, then optionally affine instance norm and ReLU."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int = 1,
+        norm: bool = True,
+        relu: bool = True,
+    ):
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(kernel // 2),
+            nn.Conv2d(c_in, c_out, kernel, stride),
+        ]
+        if norm:
+            layers.append(nn.InstanceNorm2d(c_out, affine=True))
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, 3)
+        self.conv2 = ConvLayer(channels, channels, 3, relu=False)  # as in Johnson's block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.conv1(x))
+
+
+class UpsampleConv(nn.Module):
+    """Nearest 2x upsample then conv: avoids the checkerboard of transposed convs."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__()
+        self.conv = ConvLayer(c_in, c_out, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def pad_amount(size: int) -> int:
+    """Pixels to add so `size` becomes a multiple of 4 and at least 8.
+
+    Two stride-2 stages need a multiple of 4; the reflection pads need >= 8 (the 1/4-scale map
+    must be >= 2 px for a 1-px reflection). Pure integer arithmetic, no comparisons, so the
+    ONNX tracer records it as graph ops and the exported model stays dynamic in H and W:
+    `(4 // size + 3) // 4` is 1 for sizes 1..4 and 0 from 5 on.
+    """
+    return (-size) % 4 + 4 * ((4 // size + 3) // 4)
+
+
+class TransformerNet(nn.Module):
+    def __init__(self, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config or ModelConfig()
+        if self.config.arch != "johnson":
+            raise ValueError(f"unknown arch {self.config.arch!r}; expected 'johnson'")
+        c = self.config.base_channels
+        self.encoder = nn.Sequential(
+            ConvLayer(3, c, 9),
+            ConvLayer(c, 2 * c, 3, stride=2),
+            ConvLayer(2 * c, 4 * c, 3, stride=2),
+        )
+        self.residuals = nn.Sequential(
+            *[ResidualBlock(4 * c) for _ in range(self.config.num_residual_blocks)]
+        )
+        self.decoder = nn.Sequential(
+            UpsampleConv(4 * c, 2 * c, 3),
+            UpsampleConv(2 * c, c, 3),
+            ConvLayer(c, 3, 9, norm=False, relu=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (N, 3, H, W) float RGB in 0..255
+        h, w = x.shape[-2], x.shape[-1]
+        # Edge (replicate) padding works for any size, unlike reflection.
+        x = F.pad(x, (0, pad_amount(w), 0, pad_amount(h)), mode="replicate")
+        y = self.decoder(self.residuals(self.encoder(x / 127.5 - 1.0)))
+        return ((y + 1.0) * 127.5)[..., :h, :w]  # (N, 3, H, W), unclamped 0..255 scale
+
+
+def build_model(config: ModelConfig | dict) -> TransformerNet:
+    if isinstance(config, dict):
+        config = ModelConfig(**config)
+    return TransformerNet(config)

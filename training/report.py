@@ -1,0 +1,50 @@
+"""What a person looks at during training: sample grids and the loss curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) float 0..255 -> (N, H, W, 3) uint8, rounded and clamped."""
+    return images.detach().float().round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def save_samples(model: torch.nn.Module, photos: torch.Tensor, path: Path) -> None:
+    """A grid: the photos on top, the network's outputs below."""
+    device = next(model.parameters()).device
+    stylized = torch.cat([model(p[None].to(device)) for p in photos])
+    rows = [np.concatenate(list(to_uint8_hwc(t)), axis=1) for t in (photos, stylized)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path, quality=90)
+
+
+def save_loss_plot(log_path: Path, out_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on training machines
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line]
+    if not records:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    steps = [r["step"] for r in records]
+    for key in ("total_loss", "content_loss", "style_loss", "tv_loss"):
+        values = [r[key] for r in records]
+        if any(v > 0 for v in values):
+            ax.plot(steps, values, label=key.removesuffix("_loss"))
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("weighted loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,319 @@
+"""Train a feed-forward style network on photos with a perceptual loss.
+
+    python -m training.train --style ../shared/data/styles/starry_night.jpg \
+        --data ../shared/data/photos --out runs/starry_night --steps 40000
+
+Offline (no ImageNet VGG16 weights on this machine), weaker results, recorded as such:
+
+    python -m training.train ... --loss-net random
+
+Several GPUs: `torchrun --standalone --nproc_per_node N -m training.train ...` (DistributedDataParallel;
+rank 0 logs, samples and saves). RUN_DIR gets log.jsonl, last.pt, step_N.pt, samples/, loss.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from training import checkpoint, data, losses, vgg
+from training.errors import UsageError
+from training.model import ModelConfig, TransformerNet
+from training.report import save_loss_plot, save_samples
+
+log = logging.getLogger("training")
+
+
+@dataclass
+class TrainConfig:
+    style: str
+    data: str
+    out: str
+    steps: int | None = None  # total optimizer steps; default 40000 unless --epochs is given
+    epochs: int | None = None
+    batch_size: int = 4  # per process
+    image_size: int = 256
+    style_size: int | None = 512  # longer side of the style image; 0 keeps its own size
+    lr: float = 1e-3
+    content_weight: float = 1e5
+    style_weight: float = 1e10
+    tv_weight: float = 0.0
+    content_layer: str = "relu2_2"
+    style_layers: str = "relu1_2:1,relu2_2:1,relu3_3:1,relu4_3:1"  # name:weight,...
+    loss_net: str = "imagenet"
+    vgg_weights: str | None = None
+    base_channels: int = 32
+    residual_blocks: int = 5
+    seed: int = 42
+    device: str = "auto"
+    amp: bool = False  # bf16 autocast, CUDA only
+    channels_last: bool = False
+    workers: int = 2
+    log_every: int = 10
+    checkpoint_every: int = 1000
+    sample_every: int = 500
+    resume: str | None = None
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            p.add_argument(flag, action="store_true")
+            continue
+        kind = {"int": int, "float": float}.get(f.type.split(" ")[0], str)
+        required = f.default is dataclasses.MISSING
+        default = None if required else f.default
+        p.add_argument(
+            flag, type=kind, required=required, default=default, help=f"default: {default}"
+        )
+    return TrainConfig(**vars(p.parse_args(argv)))
+
+
+def parse_style_layers(spec: str) -> dict[str, float]:
+    weights = {}
+    for item in spec.split(","):
+        name, _, weight = item.partition(":")
+        weights[name.strip()] = float(weight or 1.0)
+    return weights
+
+
+def pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        name = "mps" if torch.backends.mps.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA GPU is visible; use --device cpu")
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def sha256_file(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run training; returns the path of the final checkpoint (last.pt)."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if cfg.steps is not None and cfg.epochs is not None:
+        raise UsageError("give --steps or --epochs, not both")
+
+    device = pick_device(cfg.device, local_rank)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    world = dist.get_world_size() if distributed else 1
+    is_main = rank == 0
+    if not is_main:
+        logging.getLogger().setLevel(logging.ERROR)
+    torch.manual_seed(cfg.seed + rank)
+    if cfg.amp and device.type != "cuda":
+        log.warning("--amp is bf16 autocast on CUDA only; training in float32 on %s", device)
+    use_amp = cfg.amp and device.type == "cuda"
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    paths = data.find_images(cfg.data)
+    style = data.load_style_image(cfg.style, cfg.style_size or None).to(device)
+    loss_net = vgg.build_loss_net(cfg.loss_net, cfg.vgg_weights, seed=cfg.seed).to(device)
+    loss_net = loss_net.to(memory_format=memory_format)
+    style_weights = parse_style_layers(cfg.style_layers)
+    unknown = set(style_weights) - set(loss_net.layer_names) | {cfg.content_layer} - set(
+        loss_net.layer_names
+    )
+    if unknown:
+        raise UsageError(
+            f"unknown loss layers {sorted(unknown)}; choose from {loss_net.layer_names}"
+        )
+    with torch.no_grad():
+        target_grams = {k: losses.gram_matrix(v) for k, v in loss_net(style).items()}
+
+    style_sha = sha256_file(cfg.style)
+    model_config = ModelConfig(
+        base_channels=cfg.base_channels, num_residual_blocks=cfg.residual_blocks
+    )
+    ckpt = checkpoint.load(cfg.resume) if cfg.resume else None
+    if ckpt is not None:
+        if ckpt["style_image_sha256"] != style_sha:
+            raise UsageError(
+                f"--resume {cfg.resume} was trained on another style image than {cfg.style}"
+            )
+        model_config = ModelConfig(**ckpt["model_config"])
+    model = TransformerNet(model_config).to(device, memory_format=memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step = ckpt["step"]
+        log.info("resumed from %s at step %d", cfg.resume, step)
+    ddp_model = DistributedDataParallel(model) if distributed else model
+
+    dataset = data.PhotoDataset(paths, cfg.image_size)
+    if len(dataset) < cfg.batch_size * world:
+        raise UsageError(
+            f"--data has {len(dataset)} images, fewer than one batch ({cfg.batch_size} x {world}); "
+            "add photos or lower --batch-size"
+        )
+    sampler = (
+        DistributedSampler(dataset, seed=cfg.seed)
+        if distributed
+        else RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=cfg.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.workers > 0,
+    )
+    total_steps = cfg.steps if cfg.epochs is None else cfg.epochs * len(loader)
+    total_steps = 40000 if total_steps is None else total_steps
+
+    out = Path(cfg.out)
+    sample_photos = data.center_crops(paths[:: max(1, len(paths) // 4)][:4], cfg.image_size)
+    meta = {
+        "model_config": model_config.to_dict(),
+        "train_config": dataclasses.asdict(cfg),
+        "style_name": Path(cfg.style).stem,
+        "style_image_sha256": style_sha,
+        "loss_net": loss_net.name,
+    }
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "training %s on %d photos, %d steps, batch %d x %d, %s, loss net %s",
+            meta["style_name"],
+            len(paths),
+            total_steps,
+            cfg.batch_size,
+            world,
+            device,
+            loss_net.name,
+        )
+
+    def save(name: str) -> Path:
+        path = out / name
+        checkpoint.save(path, model=model, optimizer=optimizer, step=step, **meta)
+        return path
+
+    pbar = tqdm(
+        total=total_steps, initial=step, disable=not is_main, unit="step", dynamic_ncols=True
+    )
+    last_log_time, last_log_step = time.perf_counter(), step
+    epoch = step // max(1, len(loader))
+    try:
+        while step < total_steps:
+            if distributed:
+                sampler.set_epoch(epoch)
+            for batch in loader:
+                if step >= total_steps:
+                    break
+                x = batch.to(device, non_blocking=True, memory_format=memory_format)  # (N, 3, S, S)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    y = ddp_model(x)
+                    features_y = loss_net(y)
+                    with torch.no_grad():
+                        features_x = loss_net(x)
+                c_loss = cfg.content_weight * losses.content_loss(
+                    features_y[cfg.content_layer], features_x[cfg.content_layer]
+                )
+                s_loss = cfg.style_weight * losses.style_loss(
+                    features_y, target_grams, style_weights
+                )
+                tv_loss = cfg.tv_weight * losses.total_variation_loss(y.float())
+                loss = c_loss + s_loss + tv_loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                pbar.update(1)
+
+                if step % cfg.log_every == 0 or step == total_steps:
+                    # .item() syncs the GPU, so losses are read only every log_every steps.
+                    record = {
+                        "step": step,
+                        "content_loss": c_loss.item(),
+                        "style_loss": s_loss.item(),
+                        "tv_loss": tv_loss.item(),
+                        "total_loss": loss.item(),
+                    }
+                    if not math.isfinite(record["total_loss"]):
+                        raise UsageError(
+                            f"loss became {record['total_loss']} at step {step}; "
+                            "lower --lr or the loss weights"
+                        )
+                    now = time.perf_counter()
+                    record["images_per_s"] = (
+                        (step - last_log_step) * cfg.batch_size * world / (now - last_log_time)
+                    )
+                    last_log_time, last_log_step = now, step
+                    if is_main:
+                        with open(out / "log.jsonl", "a") as f:
+                            f.write(json.dumps(record) + "\n")
+                        pbar.set_postfix(
+                            content=f"{record['content_loss']:.3g}",
+                            style=f"{record['style_loss']:.3g}",
+                            img_s=f"{record['images_per_s']:.1f}",
+                        )
+                if is_main and step % cfg.checkpoint_every == 0:
+                    save(f"step_{step}.pt")
+                    save("last.pt")
+                if is_main and step % cfg.sample_every == 0:
+                    save_samples(model, sample_photos, out / "samples" / f"step_{step}.jpg")
+            epoch += 1
+    except KeyboardInterrupt:
+        if is_main:
+            log.warning("interrupted at step %d; saved %s", step, save("last.pt"))
+        raise
+    finally:
+        pbar.close()
+
+    final = out / "last.pt"
+    if is_main:
+        save("last.pt")
+        save_samples(model, sample_photos, out / "samples" / f"step_{step}.jpg")
+        save_loss_plot(out / "log.jsonl", out / "loss.png")
+        log.info("done: %s (%s)", final, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = parse_args(argv)
+    try:
+        train(cfg)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

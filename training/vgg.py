@@ -1,0 +1,115 @@
+"""Loss networks: frozen feature extractors whose activations define the perceptual loss.
+
+`imagenet` is VGG16 with torchvision's ImageNet weights (the paper's setting). `random` is the
+same VGG16 with seeded Kaiming-initialised weights: an explicit offline mode for machines that
+cannot fetch the weights; it gives weaker stylization and is always recorded as such.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from training.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+LAYER_NAMES = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+# torchvision's vgg16().features up to relu4_3; indices match so its state dict loads as is.
+_VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512]
+_TAPS = {3: "relu1_2", 8: "relu2_2", 15: "relu3_3", 22: "relu4_3"}
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class VGG16Features(nn.Module):
+    """VGG16 conv layers to relu4_3; input float RGB 0..255 (N, 3, H, W), ImageNet-normalised here."""
+
+    layer_names = LAYER_NAMES
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name  # recorded in checkpoints and ONNX metadata
+        layers: list[nn.Module] = []
+        c_in = 3
+        for v in _VGG16_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU()]
+                c_in = v
+        self.features = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1) * 255.0)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = (x - self.mean) / self.std
+        out = {}
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in _TAPS:
+                out[_TAPS[i]] = x
+        return out
+
+
+def load_vgg16_state_dict(path: str | Path | None) -> dict[str, torch.Tensor]:
+    """torchvision-format VGG16 weights from `path`, else torch hub's cache or a download."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UsageError(f"--vgg-weights {path}: no such file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UsageError(f"--vgg-weights {path}: not a PyTorch state dict ({e})") from e
+    else:
+        try:
+            state = torch.hub.load_state_dict_from_url(
+                VGG16_URL, map_location="cpu", check_hash=True
+            )
+        except Exception as e:
+            raise UsageError(
+                f"could not load ImageNet VGG16 weights from torch hub ({type(e).__name__}: {e}). "
+                f"Download {VGG16_URL} and pass --vgg-weights PATH, or copy it to "
+                f"{Path(torch.hub.get_dir()) / 'checkpoints'}; for an offline run with weaker "
+                "results use --loss-net random"
+            ) from e
+    # Accept the full torchvision file or one holding only the `features.*` keys.
+    features = {k: v for k, v in state.items() if k.startswith("features.")}
+    return {k.removeprefix("features."): v for k, v in features.items()}
+
+
+def build_loss_net(kind: str, vgg_weights: str | Path | None = None, seed: int = 0) -> nn.Module:
+    """A frozen loss network in eval mode. `kind`: 'imagenet' or 'random'."""
+    if kind == "imagenet":
+        net = VGG16Features("imagenet-vgg16")
+        wanted = net.features.state_dict()
+        state = load_vgg16_state_dict(vgg_weights)
+        missing = sorted(set(wanted) - set(state))
+        if missing:
+            raise UsageError(
+                f"VGG16 weights lack {len(missing)} feature tensors (e.g. features.{missing[0]}); "
+                "expected torchvision's vgg16-397923af.pth format"
+            )
+        net.features.load_state_dict({k: state[k] for k in wanted})
+    elif kind == "random":
+        if vgg_weights is not None:
+            raise UsageError("--vgg-weights is only used with --loss-net imagenet")
+        net = VGG16Features("random-vgg16")
+        gen = torch.Generator().manual_seed(seed)
+        for m in net.features:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
+                nn.init.zeros_(m.bias)
+        log.warning(
+            "loss network: RANDOM VGG16 (seed %d), not ImageNet weights; stylization will be "
+            "weaker. This is recorded in the checkpoint as loss_net='random-vgg16'.",
+            seed,
+        )
+    else:
+        raise UsageError(f"unknown --loss-net {kind!r}; choose imagenet or random")
+    return net.eval().requires_grad_(False)
