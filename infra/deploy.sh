@@ -2,9 +2,10 @@
 # Deploy function/ to Cloud Run with one NVIDIA L4 GPU per instance.
 #
 # Builds a container from infra/Dockerfile (Cloud Build -> Artifact Registry) rather than a
-# `--source function/ --function stylize` deploy: the buildpacks base images carry no CUDA/cuDNN
-# user-space libraries and Cloud Run only mounts the driver, so onnxruntime-gpu's CUDA provider
-# would not load there. infra/Dockerfile explains the CUDA/driver pinning.
+# `--source function/ --function stylize` deploy: Cloud Run mounts only the GPU driver, the
+# buildpacks base images carry no CUDA runtime/cuBLAS/cuDNN, so onnxruntime-gpu's CUDA provider
+# would not load there unless main.py preloaded pip-installed CUDA wheels itself.
+# infra/Dockerfile explains the CUDA/driver pinning.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

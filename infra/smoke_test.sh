@@ -157,28 +157,28 @@ PY
   fi
 }
 
-# check_image_response NAME EXPECTED_CTYPE FORMAT
+# check_image_response NAME LABEL EXPECTED_CTYPE FORMAT (after `request NAME ...`)
 check_image_response() {
   local msg
   if [[ "$STATUS" != 200 ]]; then
-    fail "$1" "HTTP $STATUS: $(body_excerpt "$1")"
-  elif [[ "$CTYPE" != "$2" ]]; then
-    fail "$1" "Content-Type is '$CTYPE', expected $2"
-  elif ! msg="$(check_image "$1" "$3" 2>&1)"; then
-    fail "$1" "$msg"
+    fail "$2" "HTTP $STATUS: $(body_excerpt "$1")"
+  elif [[ "$CTYPE" != "$3" ]]; then
+    fail "$2" "Content-Type is '$CTYPE', expected $3"
+  elif ! msg="$(check_image "$1" "$4" 2>&1)"; then
+    fail "$2" "$msg"
   else
-    pass "$1 -> $2 64x48"
+    pass "$2 -> $3 64x48"
   fi
 }
 
 check_multipart() {
   request multipart -F "image=@$IMAGE;type=image/jpeg" -F format=png "$URL/"
-  check_image_response "POST / multipart" image/png PNG
+  check_image_response multipart "POST / multipart" image/png PNG
 }
 
 check_multipart_alias() {
   request alias -F "image=@$IMAGE;type=image/jpeg" -F format=jpeg "$URL/stylize"
-  check_image_response "POST /stylize multipart" image/jpeg JPEG
+  check_image_response alias "POST /stylize multipart" image/jpeg JPEG
 }
 
 check_json() {
@@ -218,7 +218,7 @@ PY
 
 check_raw() {
   request raw -H "Content-Type: image/jpeg" --data-binary "@$IMAGE" "$URL/?format=webp"
-  check_image_response "POST / raw image/jpeg" image/webp WEBP
+  check_image_response raw "POST / raw image/jpeg" image/webp WEBP
 }
 
 check_error() {
@@ -248,6 +248,7 @@ main() {
   check_error
   local total=$((PASSED + ${#FAILED[@]}))
   if ((${#FAILED[@]})); then
+    local IFS=";"
     echo "Smoke test FAILED: $PASSED of $total checks passed; failing: ${FAILED[*]}"
     exit 1
   fi

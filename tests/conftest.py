@@ -56,3 +56,33 @@ def style_path(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("styles") / "stripes.png"
     make_painting().save(p)
     return p
+
+
+def _train_tiny(style: Path, photos: Path, out: Path) -> Path:
+    from training.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        style=str(style), data=str(photos), out=str(out), steps=8, batch_size=2, image_size=64,
+        style_size=96, loss_net="random", workers=0, checkpoint_every=1000, sample_every=1000,
+    )  # fmt: skip
+    return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(photo_dir, style_path, tmp_path_factory) -> Path:
+    """A real checkpoint from 8 CPU training steps (random loss net, 64 px)."""
+    return _train_tiny(style_path, photo_dir, tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="session")
+def model_dir(tiny_checkpoint, photo_dir, tmp_path_factory) -> Path:
+    """A function/models-like folder: two styles exported (with parity) by our own code."""
+    from export.onnx_export import write_model
+
+    d = tmp_path_factory.mktemp("models")
+    write_model(tiny_checkpoint, d / "stripes.onnx", title="Stripes", artist="Test Painter")
+    second = tmp_path_factory.mktemp("style2") / "dots.png"
+    make_photo(96, 96, seed=99).save(second)
+    ckpt = _train_tiny(second, photo_dir, tmp_path_factory.mktemp("tiny_run2"))
+    write_model(ckpt, d / "dots.onnx", title="Dots", artist="Test Painter")
+    return d

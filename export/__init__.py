@@ -1,0 +1,1 @@
+"""Export of trained checkpoints to ONNX with a parity check (see export/onnx_export.py)."""

@@ -1,0 +1,157 @@
+"""Export a training checkpoint to a self-contained ONNX style model, proven equal to PyTorch.
+
+    python -m export --checkpoint runs/starry_night/last.pt --out function/models/starry_night.onnx \
+        --title "The Starry Night" --artist "Vincent van Gogh"
+
+Graph contract (what function/ relies on): input `image` uint8 (N, H, W, 3) RGB, output
+`stylized` uint8 (N, H, W, 3), N/H/W dynamic. ONNX names are single-assignment, so the output
+cannot reuse the input's name. Cast, layout, normalization, padding and the final
+round + clamp are all inside the graph. The file is written only if parity holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import onnx
+import tomllib
+import torch
+from torch import nn
+
+from export.parity import ParityError, check_parity, default_photo_dir, format_report
+from export.wrapper import UInt8Stylizer
+from training.checkpoint import load_model
+from training.errors import UsageError
+
+log = logging.getLogger("export")
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "stylized"
+DEFAULT_OPSET = 18
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_version() -> str:
+    try:
+        return metadata.version("styleserve")
+    except metadata.PackageNotFoundError:  # run from a checkout that was not pip-installed
+        return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def build_metadata(meta: dict, *, name: str, title: str, artist: str, precision: str) -> dict:
+    """The model's metadata_props: every value a string, read by the function's /styles."""
+    train_cfg = meta.get("train_config", {})
+    return {
+        "name": name,
+        "title": title,
+        "artist": artist,
+        "style_image_sha256": meta["style_image_sha256"],
+        "training_steps": str(meta["step"]),
+        "loss_net": meta["loss_net"],
+        "image_size": str(train_cfg.get("image_size", "")),
+        "precision": precision,
+        "arch": meta["model_config"].get("arch", "johnson"),
+        "model_config": json.dumps(meta["model_config"], sort_keys=True),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "project_version": project_version(),
+    }
+
+
+def export_onnx(
+    net: nn.Module, path: Path, *, fp16: bool = False, opset: int = DEFAULT_OPSET
+) -> None:
+    """Trace `net` inside the uint8 wrapper and write the ONNX graph to `path`."""
+    wrapper = UInt8Stylizer(net, torch.float16 if fp16 else torch.float32).eval()
+    example = torch.randint(0, 256, (1, 64, 96, 3), dtype=torch.uint8)
+    # The TorchScript exporter (dynamo=False): our only dynamic part is the pad arithmetic on
+    # H and W, which the tracer records as plain shape ops; torch.export would instead need
+    # symbolic-shape guards for the modulo/floor-division and an onnxscript dependency, for a
+    # graph of standard CNN ops that gains nothing from it.
+    with torch.no_grad(), warnings.catch_warnings():
+        # The exporter's own chatter (deprecation, constant-folding notes) is not actionable
+        # for our users; the checker and the parity check below are what prove the file.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={
+                INPUT_NAME: {0: "N", 1: "H", 2: "W"},
+                OUTPUT_NAME: {0: "N", 1: "H", 2: "W"},
+            },
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+
+
+def write_model(
+    checkpoint: Path,
+    out: Path,
+    *,
+    name: str | None = None,
+    title: str | None = None,
+    artist: str = "unknown",
+    fp16: bool = False,
+    opset: int = DEFAULT_OPSET,
+    photo_dir: Path | None = None,
+) -> list[dict]:
+    """Export, attach metadata, check, prove parity; the file appears at `out` only on success."""
+    if opset < 17:
+        raise UsageError(f"--opset {opset}: need 17 or newer")
+    net, meta = load_model(checkpoint)
+    name = name or meta["style_name"]
+    title = title or name.replace("_", " ").title()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        export_onnx(net, tmp, fp16=fp16, opset=opset)
+        model = onnx.load(str(tmp))
+        props = build_metadata(
+            meta, name=name, title=title, artist=artist, precision="fp16" if fp16 else "fp32"
+        )
+        onnx.helper.set_model_props(model, props)
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, str(tmp))
+        report = check_parity(net, tmp, photo_dir=photo_dir, tolerance=3 if fp16 else 1)
+        os.replace(tmp, out)
+        return report
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    p = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, type=Path, help="RUN_DIR/last.pt")
+    p.add_argument("--out", required=True, type=Path, help="STYLE.onnx")
+    p.add_argument("--name", help="style id used by the API (default: the style image's name)")
+    p.add_argument("--title", help="the painting's title")
+    p.add_argument("--artist", default="unknown")
+    p.add_argument("--fp16", action="store_true", help="float16 weights (for GPU serving)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument(
+        "--photos", type=Path, help=f"photos for the parity check (default: {default_photo_dir()})"
+    )
+    args = p.parse_args(argv)
+    try:
+        report = write_model(
+            args.checkpoint, args.out, name=args.name, title=args.title, artist=args.artist,
+            fp16=args.fp16, opset=args.opset, photo_dir=args.photos,
+        )  # fmt: skip
+    except (UsageError, ParityError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_report(report))
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+    return 0

@@ -1,0 +1,673 @@
+"""Tests for infra/: deploy.sh and teardown.sh against a fake gcloud, smoke_test.sh against
+local functions-framework servers (a correct stand-in, a wrong one, and the real function)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+INFRA = REPO / "infra"
+VENV_BIN = Path(sys.executable).parent  # functions-framework, and python3 with Pillow
+BASH = shutil.which("bash")
+PROJECT = "test-proj"
+FAKE_URL = "https://styleserve-abc123-uc.a.run.app"
+TOKEN = "fake-id-token"
+ALL_APIS = "run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com"
+# Settings the scripts read from the environment; cleared so the caller's shell can't leak in.
+SCRIPT_ENV = [
+    "PROJECT",
+    "GOOGLE_CLOUD_PROJECT",
+    "REGION",
+    "SERVICE",
+    "ARTIFACT_REPO",
+    "FUNCTION_DIR",
+    "CPU",
+    "MEMORY",
+    "CONCURRENCY",
+    "MIN_INSTANCES",
+    "MAX_INSTANCES",
+    "GPU_ZONAL_REDUNDANCY",
+    "PUBLIC",
+    "ENABLE_APIS",
+    "DRY_RUN",
+    "SMOKE",
+    "IMAGE_TAG",
+    "DEFAULT_STYLE",
+    "DELETE_IMAGES",
+    "SMOKE_TOKEN",
+    "SMOKE_TIMEOUT",
+    "SMOKE_IMAGE",
+    "PYTHON",
+]
+READ_ONLY = [
+    ["config", "get-value"],
+    ["services", "list"],
+    ["artifacts", "repositories", "describe"],
+    ["run", "services", "describe"],
+    ["auth", "print-identity-token"],
+]
+
+# Appends its argv (and, for a build, the files it would upload) as a JSON line to
+# $FAKE_GCLOUD_LOG and answers the few read-only queries the scripts make.
+FAKE_GCLOUD = """#!{python}
+import json, os, sys
+from pathlib import Path
+
+args = sys.argv[1:]
+env = os.environ
+entry = {{"argv": args}}
+if args[:2] == ["builds", "submit"]:
+    root = Path(args[2])
+    entry["context"] = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+with open(env["FAKE_GCLOUD_LOG"], "a") as log:
+    log.write(json.dumps(entry) + "\\n")
+
+if args[:3] == ["config", "get-value", "project"]:
+    if env.get("FAKE_PROJECT"):
+        print(env["FAKE_PROJECT"])
+    else:
+        print("(unset)", file=sys.stderr)
+elif args[:2] == ["services", "list"]:
+    print("\\n".join(env.get("FAKE_ENABLED_APIS", "").split()))
+elif args[:3] == ["artifacts", "repositories", "describe"]:
+    if env.get("FAKE_REPO_EXISTS") != "1":
+        sys.exit("ERROR: (gcloud.artifacts.repositories.describe) NOT_FOUND")
+    print("projects/p/locations/l/repositories/" + args[3])
+elif args[:3] == ["run", "services", "describe"]:
+    if env.get("FAKE_SERVICE_EXISTS") != "1":
+        sys.exit("ERROR: (gcloud.run.services.describe) Cannot find service")
+    print(env["FAKE_URL"] if any("status.url" in a for a in args) else args[3])
+elif args[:2] == ["auth", "print-identity-token"]:
+    print("{token}")
+"""
+
+
+class FakeGcloud:
+    def __init__(self, tmp: Path):
+        self.bin = tmp / "fakebin"
+        self.bin.mkdir()
+        gcloud = self.bin / "gcloud"
+        gcloud.write_text(FAKE_GCLOUD.format(python=sys.executable, token=TOKEN))
+        gcloud.chmod(0o755)
+        self.log = tmp / "gcloud.log"
+        self.log.touch()
+        self.function_dir = make_function_dir(tmp / "function")
+        self.env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+        self.env.update(
+            PATH=f"{self.bin}{os.pathsep}{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+            CLOUDSDK_CONFIG=str(tmp / "gcloud-config"),
+            FAKE_GCLOUD_LOG=str(self.log),
+            FAKE_PROJECT=PROJECT,
+            FAKE_ENABLED_APIS=ALL_APIS,
+            FAKE_REPO_EXISTS="1",
+            FAKE_SERVICE_EXISTS="1",
+            FAKE_URL=FAKE_URL,
+            FUNCTION_DIR=str(self.function_dir),
+            IMAGE_TAG="t1",
+        )
+
+    def run(self, script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+        return run_script(script, *args, env={**self.env, **env})
+
+    def entries(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def calls(self) -> list[list[str]]:
+        return [e["argv"] for e in self.entries()]
+
+    def find(self, *prefix: str) -> list[list[str]]:
+        return [c for c in self.calls() if c[: len(prefix)] == list(prefix)]
+
+    def mutating(self) -> list[list[str]]:
+        return [c for c in self.calls() if not any(c[: len(p)] == p for p in READ_ONLY)]
+
+
+def make_function_dir(path: Path) -> Path:
+    (path / "models").mkdir(parents=True)
+    (path / "__pycache__").mkdir()
+    (path / "main.py").write_text("def stylize(request):\n    return 'ok'\n")
+    (path / "requirements.txt").write_text("functions-framework\n")
+    (path / "models" / "a.onnx").write_bytes(b"onnx")
+    (path / "__pycache__" / "main.cpython-312.pyc").write_bytes(b"pyc")
+    return path
+
+
+def run_script(script: str, *args: str, env: dict, timeout: float = 120):
+    return subprocess.run(
+        [BASH, str(INFRA / script), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def flag(argv: list[str], name: str) -> str | None:
+    """Value of --name=value or --name value in argv, else None."""
+    for i, arg in enumerate(argv):
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def env_vars(deploy: list[str]) -> dict[str, str]:
+    """--set-env-vars as a dict, honouring gcloud's ^DELIM^ escape."""
+    value = flag(deploy, "--set-env-vars")
+    assert value is not None
+    sep = ","
+    if value.startswith("^"):
+        sep, value = value[1:].split("^", 1)
+    return dict(kv.split("=", 1) for kv in value.split(sep))
+
+
+@pytest.fixture
+def gcloud(tmp_path) -> FakeGcloud:
+    return FakeGcloud(tmp_path)
+
+
+def only_deploy(gcloud: FakeGcloud) -> list[str]:
+    deploys = gcloud.find("run", "deploy")
+    assert len(deploys) == 1, gcloud.calls()
+    return deploys[0]
+
+
+# --- deploy.sh -----------------------------------------------------------------------------
+
+
+def test_deploy_defaults_gpu_and_authenticated(gcloud):
+    result = gcloud.run("deploy.sh")
+    assert result.returncode == 0, result.stderr
+
+    (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
+    image = flag(build["argv"], "--tag")
+    assert image == f"us-central1-docker.pkg.dev/{PROJECT}/styleserve/styleserve:t1"
+    assert "Dockerfile" in build["context"]
+    assert {"function/main.py", "function/requirements.txt", "function/models/a.onnx"} <= set(
+        build["context"]
+    )
+    assert not any("__pycache__" in f for f in build["context"])
+
+    deploy = only_deploy(gcloud)
+    assert deploy[2] == "styleserve"
+    assert flag(deploy, "--image") == image
+    assert flag(deploy, "--project") == PROJECT
+    assert flag(deploy, "--region") == "us-central1"
+    assert flag(deploy, "--gpu") == "1"
+    assert flag(deploy, "--gpu-type") == "nvidia-l4"
+    assert "--no-cpu-throttling" in deploy
+    assert "--no-gpu-zonal-redundancy" in deploy
+    assert flag(deploy, "--cpu") == "4"
+    assert flag(deploy, "--memory") == "16Gi"
+    assert flag(deploy, "--min-instances") == "0"
+    assert flag(deploy, "--max-instances") == "1"
+    assert flag(deploy, "--concurrency") == "4"
+    assert "--no-allow-unauthenticated" in deploy
+    assert "--allow-unauthenticated" not in deploy
+    assert env_vars(deploy) == {"REQUIRE_GPU": "1", "THREADS": "4"}
+    # APIs enabled and repo present: nothing else changed.
+    assert [c[:2] for c in gcloud.mutating()] == [["builds", "submit"], ["run", "deploy"]]
+
+    assert f"Service URL: {FAKE_URL}" in result.stdout
+    assert (
+        f'curl -sS -X POST "{FAKE_URL}/" -H "Authorization: Bearer $(gcloud auth print-identity-token)"'
+        in result.stdout
+    )
+
+
+def test_deploy_public_opts_out_of_auth(gcloud):
+    result = gcloud.run("deploy.sh", "--public")
+    assert result.returncode == 0, result.stderr
+    deploy = only_deploy(gcloud)
+    assert "--allow-unauthenticated" in deploy
+    assert "--no-allow-unauthenticated" not in deploy
+    assert "Authorization" not in result.stdout
+    assert f'curl -sS -X POST "{FAKE_URL}/" -F image=@infra/smoke.jpg' in result.stdout
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_deploy_region_override(gcloud, how):
+    args, env = (
+        (["--region", "europe-west4"], {}) if how == "flag" else ([], {"REGION": "europe-west4"})
+    )
+    result = gcloud.run("deploy.sh", *args, **env)
+    assert result.returncode == 0, result.stderr
+    deploy = only_deploy(gcloud)
+    assert flag(deploy, "--region") == "europe-west4"
+    assert flag(deploy, "--image").startswith(f"europe-west4-docker.pkg.dev/{PROJECT}/")
+    (describe,) = gcloud.find("artifacts", "repositories", "describe")
+    assert flag(describe, "--location") == "europe-west4"
+
+
+def test_deploy_settings_from_flags_and_env(gcloud):
+    result = gcloud.run(
+        "deploy.sh",
+        "--concurrency",
+        "8",
+        "--zonal-redundancy",
+        "--default-style",
+        "mosaic",
+        "--env",
+        "CORS_ORIGINS=https://a.example,https://b.example",
+        "--service",
+        "art",
+        MAX_INSTANCES="3",
+        MEMORY="32Gi",
+        PROJECT="other-proj",
+    )
+    assert result.returncode == 0, result.stderr
+    deploy = only_deploy(gcloud)
+    assert deploy[2] == "art"
+    assert flag(deploy, "--project") == "other-proj"
+    assert flag(deploy, "--concurrency") == "8"
+    assert flag(deploy, "--max-instances") == "3"
+    assert flag(deploy, "--memory") == "32Gi"
+    assert "--gpu-zonal-redundancy" in deploy
+    assert "--no-gpu-zonal-redundancy" not in deploy
+    assert env_vars(deploy) == {
+        "REQUIRE_GPU": "1",
+        "THREADS": "8",
+        "DEFAULT_STYLE": "mosaic",
+        "CORS_ORIGINS": "https://a.example,https://b.example",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cpu", "2"], "at least 4 CPU"),
+        (["--memory", "8Gi"], "at least 16Gi"),
+        (["--min-instances", "2"], "exceeds MAX_INSTANCES"),
+        (["--bogus"], "unknown argument"),
+    ],
+)
+def test_deploy_rejects_bad_settings_before_touching_anything(gcloud, args, message):
+    result = gcloud.run("deploy.sh", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert gcloud.mutating() == []
+
+
+def test_deploy_dry_run_runs_no_mutating_command(gcloud):
+    result = gcloud.run(
+        "deploy.sh",
+        "--dry-run",
+        "--smoke",
+        FAKE_ENABLED_APIS="run.googleapis.com",
+        FAKE_REPO_EXISTS="0",
+        FAKE_SERVICE_EXISTS="0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert gcloud.mutating() == []
+    out = result.stdout
+    assert (
+        "+ gcloud services enable cloudbuild.googleapis.com artifactregistry.googleapis.com "
+        f"--project={PROJECT}" in out
+    )
+    assert "+ gcloud artifacts repositories create styleserve --repository-format=docker" in out
+    assert "+ gcloud builds submit BUILD_CONTEXT" in out
+    assert "+ gcloud run deploy styleserve" in out
+    assert "--gpu-type=nvidia-l4" in out
+    assert "smoke_test.sh https://SERVICE-URL --expect-gpu" in out
+
+
+def test_deploy_dry_run_from_env(gcloud):
+    result = gcloud.run("deploy.sh", DRY_RUN="1")
+    assert result.returncode == 0, result.stderr
+    assert gcloud.mutating() == []
+    assert "+ gcloud run deploy styleserve" in result.stdout
+
+
+def test_deploy_missing_apis_prints_enable_line(gcloud):
+    result = gcloud.run("deploy.sh", FAKE_ENABLED_APIS="run.googleapis.com")
+    assert result.returncode != 0
+    assert (
+        "gcloud services enable cloudbuild.googleapis.com artifactregistry.googleapis.com "
+        f"--project={PROJECT}" in result.stderr
+    )
+    assert gcloud.mutating() == []
+
+
+def test_deploy_enable_apis_and_create_repo(gcloud):
+    result = gcloud.run("deploy.sh", "--enable-apis", FAKE_ENABLED_APIS="", FAKE_REPO_EXISTS="0")
+    assert result.returncode == 0, result.stderr
+    (enable,) = gcloud.find("services", "enable")
+    assert set(enable[2:5]) == set(ALL_APIS.split())
+    (create,) = gcloud.find("artifacts", "repositories", "create")
+    assert create[3] == "styleserve"
+    assert flag(create, "--repository-format") == "docker"
+    assert flag(create, "--location") == "us-central1"
+    assert len(gcloud.find("run", "deploy")) == 1
+
+
+def test_deploy_without_project_fails_clearly(gcloud):
+    result = gcloud.run("deploy.sh", FAKE_PROJECT="")
+    assert result.returncode != 0
+    assert "no Google Cloud project set" in result.stderr
+    assert "gcloud config set project" in result.stderr
+    assert gcloud.mutating() == []
+
+
+@pytest.mark.parametrize("script", ["deploy.sh", "teardown.sh"])
+def test_missing_gcloud_fails_clearly(tmp_path, script):
+    # A PATH with the usual tools but no gcloud (one is installed in /usr/bin on some machines).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in [
+        "bash",
+        "env",
+        "dirname",
+        "cat",
+        "mktemp",
+        "rm",
+        "tar",
+        "date",
+        "cp",
+        "mkdir",
+        "grep",
+        "head",
+        "tr",
+        "python3",
+    ]:
+        if found := shutil.which(tool):
+            (bin_dir / tool).symlink_to(found)
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    env["PATH"] = str(bin_dir)
+    result = run_script(script, "--project", PROJECT, env=env)
+    assert result.returncode != 0
+    assert "gcloud not found on PATH" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["deploy.sh", "teardown.sh", "smoke_test.sh"])
+def test_help_documents_settings(gcloud, script):
+    result = gcloud.run(script, "--help")
+    assert result.returncode == 0
+    assert "Usage: infra/" + script in result.stdout
+    if script != "smoke_test.sh":
+        for text in ("us-central1", "--dry-run", "[REGION]", "[PROJECT]", "styleserve"):
+            assert text in result.stdout
+    if script == "deploy.sh":
+        for text in ("16Gi", "--public", "[MAX_INSTANCES]", "--no-gpu-zonal-redundancy"):
+            assert text in result.stdout
+
+
+# --- teardown.sh ---------------------------------------------------------------------------
+
+
+def test_teardown_deletes_service_and_prints_image_cleanup(gcloud):
+    result = gcloud.run("teardown.sh", REGION="europe-west4")
+    assert result.returncode == 0, result.stderr
+    (delete,) = gcloud.find("run", "services", "delete")
+    assert delete[3] == "styleserve"
+    assert flag(delete, "--region") == "europe-west4"
+    assert flag(delete, "--project") == PROJECT
+    assert gcloud.find("artifacts", "repositories", "delete") == []
+    assert (
+        "gcloud artifacts repositories delete styleserve --location=europe-west4 "
+        f"--project={PROJECT}" in result.stdout
+    )
+
+
+def test_teardown_delete_images(gcloud):
+    result = gcloud.run("teardown.sh", "--delete-images")
+    assert result.returncode == 0, result.stderr
+    assert len(gcloud.find("run", "services", "delete")) == 1
+    (delete,) = gcloud.find("artifacts", "repositories", "delete")
+    assert delete[3] == "styleserve"
+
+
+def test_teardown_dry_run(gcloud):
+    result = gcloud.run("teardown.sh", "--dry-run", "--delete-images")
+    assert result.returncode == 0, result.stderr
+    assert gcloud.mutating() == []
+    assert "+ gcloud run services delete styleserve" in result.stdout
+    assert "+ gcloud artifacts repositories delete styleserve" in result.stdout
+
+
+def test_teardown_without_service_is_a_no_op(gcloud):
+    result = gcloud.run("teardown.sh", FAKE_SERVICE_EXISTS="0")
+    assert result.returncode == 0, result.stderr
+    assert gcloud.mutating() == []
+    assert "nothing to delete" in result.stderr
+
+
+def test_teardown_without_project_fails_clearly(gcloud):
+    result = gcloud.run("teardown.sh", FAKE_PROJECT="")
+    assert result.returncode != 0
+    assert "no Google Cloud project set" in result.stderr
+
+
+# --- shellcheck ----------------------------------------------------------------------------
+
+
+def test_shellcheck_clean():
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed (apt-get install -y shellcheck)")
+    scripts = sorted(str(p) for p in INFRA.glob("*.sh"))
+    result = subprocess.run(
+        ["shellcheck", "-x", *scripts], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- smoke_test.sh against local servers ---------------------------------------------------
+
+# A functions-framework function honouring the API contract without stylizing: it returns the
+# input in the requested format (or resized to OUT_SIZE, to play a broken service).
+STANDIN = """
+import base64, io
+import flask
+import functions_framework
+from PIL import Image
+
+OUT_SIZE = {out_size!r}
+PROVIDER = {provider!r}
+MIME = {{"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}}
+
+
+def error(status, code, message):
+    return flask.jsonify({{"error": {{"code": code, "message": message}}}}), status
+
+
+@functions_framework.http
+def stylize(request):
+    auth = request.headers.get("Authorization")
+    if auth is not None and auth != "Bearer {token}":
+        return error(401, "unauthenticated", "bad token")
+    if request.method == "GET" and request.path == "/healthz":
+        return {{"status": "ok", "provider": PROVIDER, "styles": 1}}
+    if request.method == "GET" and request.path == "/styles":
+        return {{"default": "echo", "styles": ["echo"]}}
+    if request.method != "POST" or request.path not in ("/", "/stylize"):
+        return error(404, "not_found", request.path)
+    kind = request.mimetype
+    if kind == "multipart/form-data":
+        data, fields = request.files["image"].read(), request.form
+    elif kind == "application/json":
+        fields = request.get_json()
+        data = base64.b64decode(fields["image"])
+    elif kind.startswith("image/"):
+        data, fields = request.get_data(), request.args
+    else:
+        return error(415, "unsupported_media_type", kind)
+    fmt = fields.get("format", "jpeg")
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    except Exception as e:
+        return error(400, "invalid_image", str(e))
+    im = im.convert("RGB")
+    if OUT_SIZE:
+        im = im.resize(OUT_SIZE)
+    buf = io.BytesIO()
+    im.save(buf, fmt.upper())
+    if kind == "application/json":
+        return {{
+            "image": base64.b64encode(buf.getvalue()).decode(),
+            "format": fmt,
+            "width": im.width,
+            "height": im.height,
+            "style": "echo",
+            "timings_ms": {{"total": 0}},
+        }}
+    return flask.Response(buf.getvalue(), mimetype=MIME[fmt])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def function_server(source: Path, log: Path, env: dict | None = None, startup_s: float = 60):
+    """Run `functions-framework` on 127.0.0.1:<free port>; yield its URL; always kill it."""
+    port = free_port()
+    cmd = [
+        str(VENV_BIN / "functions-framework"),
+        "--target",
+        "stylize",
+        "--source",
+        str(source),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=source.parent,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so the gunicorn workers die with it
+        )
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2):
+                    break
+            except urllib.error.HTTPError:
+                break  # it answers; the smoke test judges the answer
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"server not up after {startup_s}s:\n{log.read_text()}"
+                    ) from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def standin(tmp: Path, out_size, provider: str):
+    tmp.mkdir()
+    source = tmp / "main.py"
+    source.write_text(STANDIN.format(out_size=out_size, provider=provider, token=TOKEN))
+    return function_server(source, tmp / "server.log")
+
+
+@pytest.fixture(scope="module")
+def good_url(tmp_path_factory):
+    with standin(tmp_path_factory.mktemp("good") / "fn", None, "CUDAExecutionProvider") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def wrong_url(tmp_path_factory):
+    with standin(tmp_path_factory.mktemp("wrong") / "fn", (10, 10), "CPUExecutionProvider") as url:
+        yield url
+
+
+def smoke(url: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"
+    return run_script("smoke_test.sh", url, *args, env=env, timeout=timeout)
+
+
+def test_smoke_image_is_small_and_not_square():
+    from PIL import Image
+
+    with Image.open(INFRA / "smoke.jpg") as im:
+        assert (im.format, im.size) == ("JPEG", (64, 48))
+
+
+def test_smoke_passes_against_correct_server(good_url):
+    result = smoke(good_url, "--expect-gpu")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Smoke test OK: all 7 checks passed" in result.stdout
+    for check in ("GET /healthz", "POST / multipart", "POST / JSON", "POST / raw image/jpeg"):
+        assert f"PASS  {check}" in result.stdout
+
+
+def test_smoke_sends_token(good_url):
+    assert smoke(good_url, "--token", TOKEN).returncode == 0
+    result = smoke(good_url, "--token", "wrong")
+    assert result.returncode == 1
+    assert "HTTP 401" in result.stdout
+
+
+def test_smoke_fails_against_wrong_image(wrong_url):
+    result = smoke(wrong_url)
+    assert result.returncode == 1
+    assert "FAIL  POST / multipart: image is 10x10, expected 64x48" in result.stdout
+    assert "FAIL  POST / JSON" in result.stdout
+    assert "FAIL  POST / raw image/jpeg" in result.stdout
+    assert "Smoke test FAILED" in result.stdout
+
+
+def test_smoke_expect_gpu_rejects_cpu(wrong_url):
+    result = smoke(wrong_url, "--expect-gpu")
+    assert result.returncode == 1
+    assert "expected CUDAExecutionProvider" in result.stdout
+
+
+def test_smoke_unreachable_server_fails():
+    result = smoke(f"http://127.0.0.1:{free_port()}", "--timeout", "5", timeout=60)
+    assert result.returncode == 1
+    assert "FAIL  GET /healthz: HTTP 000" in result.stdout
+
+
+def test_deploy_smoke_flag_runs_smoke_test_with_token(gcloud, good_url):
+    result = gcloud.run("deploy.sh", "--smoke", FAKE_URL=good_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Smoke test OK" in result.stdout
+    assert gcloud.find("auth", "print-identity-token")
+
+
+@pytest.mark.skipif(
+    not (REPO / "function" / "main.py").exists(), reason="function/main.py not written yet"
+)
+def test_smoke_passes_against_real_function(tmp_path):
+    env = {"REQUIRE_GPU": "0"}
+    with function_server(REPO / "function" / "main.py", tmp_path / "server.log", env, 120) as url:
+        result = smoke(url)
+    assert result.returncode == 0, result.stdout + result.stderr
