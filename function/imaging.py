@@ -116,7 +116,7 @@ def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
 
 
 def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, quality: int) -> bytes:
-    """Encode to `fmt` ("jpeg", "png" or "webp"); alpha is kept by png/webp, dropped by jpeg.
+    """Encode to `fmt` ("jpeg", "png" or "webp"); png/webp keep alpha, jpeg flattens onto white.
 
     `quality` must be 1..100 for every format (so a bad request fails the same way whatever the
     format), but only jpeg and webp use it; png is lossless.
@@ -133,10 +133,11 @@ def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, quality: i
         raise ValueError(
             f"alpha must be a {rgb.shape[:2]} uint8 array, got {alpha.shape} {alpha.dtype}"
         )
-    if alpha is not None and fmt != "jpeg":  # JPEG has no alpha channel
-        img = Image.fromarray(np.dstack([rgb, alpha]))
-    else:
-        img = Image.fromarray(np.ascontiguousarray(rgb))
+    img = Image.fromarray(np.ascontiguousarray(rgb))
+    if alpha is not None:
+        img.putalpha(Image.fromarray(alpha))
+        if fmt == "jpeg":  # no alpha channel: flatten onto white, as viewers show transparency
+            img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
     buf = io.BytesIO()
     if fmt == "jpeg":
         img.save(buf, "JPEG", quality=quality)
@@ -145,3 +146,11 @@ def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, quality: i
     else:
         img.save(buf, "WEBP", quality=quality)
     return buf.getvalue()
+
+
+def transfer_luminance(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+    """The original's colours with the stylized image's luminance (Gatys et al. 2016, "Preserving
+    color in neural artistic style transfer"): Y from `stylized`, Cb and Cr from `original`."""
+    y, _, _ = Image.fromarray(stylized).convert("YCbCr").split()
+    _, cb, cr = Image.fromarray(original).convert("YCbCr").split()
+    return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))

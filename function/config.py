@@ -1,0 +1,54 @@
+"""Instance configuration from environment variables, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r}: expected an integer") from None
+    if value < minimum:
+        raise SystemExit(f"{name}={value}: must be at least {minimum}")
+    return value
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Config:
+    model_dir: Path
+    default_style: str | None
+    max_request_bytes: int
+    max_pixels: int
+    max_image_side: int
+    require_gpu: bool
+    cors_origins: tuple[str, ...]  # empty: CORS off
+    max_concurrent_runs: int | None  # None: 1 on CPU, 2 on GPU
+    queue_timeout_s: int
+
+    @classmethod
+    def from_env(cls) -> Config:
+        origins = os.environ.get("CORS_ORIGINS", "")
+        return cls(
+            model_dir=Path(os.environ.get("MODEL_DIR") or HERE / "models"),
+            default_style=os.environ.get("DEFAULT_STYLE") or None,
+            max_request_bytes=_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024),
+            max_pixels=_int("MAX_PIXELS", 40_000_000),
+            max_image_side=_int("MAX_IMAGE_SIDE", 2048),
+            require_gpu=_flag("REQUIRE_GPU"),
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            max_concurrent_runs=_int("MAX_CONCURRENT_RUNS", 0, minimum=0) or None,
+            queue_timeout_s=_int("QUEUE_TIMEOUT_S", 30),
+        )

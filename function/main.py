@@ -1,0 +1,318 @@
+"""The style transfer HTTP function: routing, request parsing, responses and logs; no pixels here.
+
+    functions-framework --target stylize --source function/main.py --port 8080
+
+POST / (or /stylize) takes a photo as multipart (`image` file field), JSON (`image` base64) or
+a raw `image/*` body and answers with it repainted; GET /styles lists the styles, GET /healthz
+reports the provider. Every client mistake is a JSON error with a stable code.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import sys
+import time
+import traceback
+import uuid
+
+import flask
+import functions_framework
+from config import Config
+from errors import ApiError, invalid_image, invalid_parameter
+from imaging import MEDIA_TYPES, decode_image, encode_image, transfer_luminance
+from inference import StyleRegistry, blend
+from params import parse_options
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+RAW_IMAGE_TYPES = {
+    "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp", "image/gif",
+    "image/bmp", "image/x-ms-bmp", "image/tiff", "application/octet-stream",
+}  # fmt: skip
+STYLIZE_PATHS = ("/", "/stylize")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: Cloud Logging reads `severity` and `message` from it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"severity": record.levelname, "message": record.getMessage()}
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["message"] += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+class StdoutHandler(logging.Handler):
+    """Writes each record to the current sys.stdout, which Cloud Run collects as the log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def _make_logger() -> logging.Logger:
+    logger = logging.getLogger("stylize")
+    handler = StdoutHandler()
+    handler.setFormatter(JsonFormatter())
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+# Created once per instance, at import, before the first request: the ONNX sessions are the
+# expensive part and every request thread shares them.
+CONFIG = Config.from_env()
+LOG = _make_logger()
+REGISTRY = StyleRegistry(
+    CONFIG.model_dir,
+    default_style=CONFIG.default_style,
+    require_gpu=CONFIG.require_gpu,
+    max_concurrent_runs=CONFIG.max_concurrent_runs,
+    queue_timeout_s=CONFIG.queue_timeout_s,
+)
+LOG.info(
+    "ready",
+    extra={"fields": {"provider": REGISTRY.provider, "styles": sorted(REGISTRY.styles)}},
+)
+
+
+def _read_image_and_fields(request: flask.Request) -> tuple[bytes, dict, bool]:
+    """(image bytes, option fields, answer-as-JSON) from any of the three request kinds."""
+    fields = request.args.to_dict()
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            raise invalid_parameter(
+                "Missing the file field 'image'. Send the photo as multipart: "
+                "curl -F image=@photo.jpg URL"
+            )
+        if len(request.files) > 1:
+            raise invalid_parameter("Send exactly one file, in the field 'image'.")
+        fields.update(request.form.to_dict())
+        return upload.read(), fields, False
+    if mimetype == "application/json":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(
+                400,
+                "invalid_request",
+                'The body is not a JSON object. Send {"image": "<base64>", "style": ...}.',
+            )
+        image = body.pop("image", None)
+        fields.update(body)
+        return _decode_base64(image), fields, True
+    if mimetype in RAW_IMAGE_TYPES or mimetype.startswith("image/"):
+        if mimetype not in RAW_IMAGE_TYPES:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"Content-Type {mimetype} is not supported. Send JPEG, PNG, WebP, GIF, BMP or TIFF.",
+            )
+        return request.get_data(), fields, False
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"Content-Type {mimetype or '(none)'} is not accepted. Send multipart/form-data "
+        "(curl -F image=@photo.jpg), application/json with a base64 'image', or the raw image "
+        "with its type (curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg').",
+    )
+
+
+def _decode_base64(value: object) -> bytes:
+    if value is None:
+        raise invalid_parameter('Missing "image": put the photo, base64-encoded, in "image".')
+    if not isinstance(value, str):
+        raise invalid_parameter(f'"image" must be a base64 string; got {type(value).__name__}.')
+    if value.startswith("data:"):  # a data: URI, as browsers' FileReader produce
+        value = value.partition(",")[2]
+    text = "".join(value.split())  # `base64` wraps lines at 76 characters
+    altchars = b"-_" if ("-" in text or "_" in text) else None  # URL-safe alphabet
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid_image(
+            '"image" is not valid base64. Encode the file with base64 -w0.'
+        ) from None
+    if not data:
+        raise invalid_image('"image" is empty. Put the base64-encoded photo in "image".')
+    return data
+
+
+def _stylize(
+    request: flask.Request, timings: dict[str, float], info: dict
+) -> flask.Response | dict:
+    t0 = time.perf_counter()
+    if request.content_length is not None and request.content_length > CONFIG.max_request_bytes:
+        raise RequestEntityTooLarge()  # before reading a byte of it
+    data, fields, as_json = _read_image_and_fields(request)
+    opts = parse_options(fields, max_image_side=CONFIG.max_image_side)
+    style = REGISTRY.get(opts.style)
+    info["style"] = style.name
+    decoded = decode_image(data, max_pixels=CONFIG.max_pixels, max_side=opts.max_size)
+    h, w = decoded.rgb.shape[:2]
+    info.update(input_bytes=len(data), width=w, height=h, source_format=decoded.source_format)
+    t1 = time.perf_counter()
+    out = REGISTRY.stylize(style, decoded.rgb)
+    if opts.preserve_color:
+        out = transfer_luminance(decoded.rgb, out)
+    out = blend(decoded.rgb, out, opts.strength)
+    t2 = time.perf_counter()
+    body = encode_image(out, decoded.alpha, opts.format, opts.quality)
+    t3 = time.perf_counter()
+    timings.update(decode=(t1 - t0) * 1e3, infer=(t2 - t1) * 1e3, encode=(t3 - t2) * 1e3)
+    if as_json:
+        return {
+            "image": base64.b64encode(body).decode("ascii"),
+            "format": opts.format,
+            "width": w,
+            "height": h,
+            "style": style.name,
+            "timings_ms": timings,  # the caller adds the total, then rounds
+        }
+    return flask.Response(body, mimetype=MEDIA_TYPES[opts.format])
+
+
+def _route(request: flask.Request, timings: dict, info: dict) -> flask.Response | dict:
+    path = request.path.rstrip("/") or "/"
+    routes = {
+        "/styles": ("GET", lambda: {
+            "default": REGISTRY.default,
+            "styles": [s.describe() for s in sorted(REGISTRY.styles.values(), key=lambda s: s.name)],
+        }),
+        "/healthz": ("GET", lambda: {
+            "status": "ok", "provider": REGISTRY.provider, "styles": len(REGISTRY.styles),
+        }),
+    }  # fmt: skip
+    for p in STYLIZE_PATHS:
+        routes[p] = ("POST", lambda: _stylize(request, timings, info))
+    if path not in routes:
+        raise ApiError(
+            404,
+            "not_found",
+            f"No endpoint {path[:100]!r}. Use POST / (or /stylize), GET /styles, GET /healthz.",
+        )
+    method, handler = routes[path]
+    allowed = {method, "HEAD", "OPTIONS"} if method == "GET" else {method, "OPTIONS"}
+    if request.method == "OPTIONS":
+        return flask.Response(status=204, headers={"Allow": ", ".join(sorted(allowed))})
+    if request.method not in allowed:
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {path}; use {method}.",
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
+    return handler()
+
+
+def _error_response(error: ApiError) -> flask.Response:
+    response = flask.jsonify(error.to_json())
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def _add_cors(request: flask.Request, response: flask.Response) -> None:
+    origin = request.headers.get("Origin")
+    if not origin or not CONFIG.cors_origins:
+        return
+    if "*" in CONFIG.cors_origins:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin in CONFIG.cors_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    else:
+        return
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+    response.headers["Access-Control-Expose-Headers"] = "Server-Timing, X-Request-Id"
+
+
+def _drain_body(request: flask.Request, response: flask.Response) -> None:
+    """Read what is left of the body (bounded by MAX_REQUEST_BYTES) now, as functions-framework
+    does after every response. Where that read fails (body too large, upload cut off), mark the
+    response streamed: the framework then skips its own read, which would turn our JSON
+    error into an HTML 500."""
+    try:
+        request.get_data()
+    except (HTTPException, OSError):
+        response.response = iter([response.get_data()])
+
+
+@functions_framework.http
+def stylize(request: flask.Request) -> flask.Response:
+    """Entry point (`--target stylize`)."""
+    start = time.perf_counter()
+    request.max_content_length = CONFIG.max_request_bytes
+    request_id = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0] or uuid.uuid4().hex
+    timings: dict[str, float] = {}
+    info: dict = {}
+    error_code = None
+    try:
+        result = _route(request, timings, info)
+    except ApiError as e:
+        result, error_code = _error_response(e), e.code
+    except RequestEntityTooLarge:
+        limit_mb = CONFIG.max_request_bytes / 2**20
+        result = _error_response(
+            ApiError(
+                413,
+                "payload_too_large",
+                f"The request body is over {limit_mb:g} MiB (MAX_REQUEST_BYTES). "
+                "Send a smaller file, e.g. a JPEG at quality 90.",
+            )
+        )
+        error_code = "payload_too_large"
+    except HTTPException as e:  # malformed multipart, an aborted upload, ...
+        result = _error_response(
+            ApiError(
+                e.code if e.code and 400 <= e.code < 500 else 400,
+                "invalid_request",
+                f"The request body could not be read ({e.name}). Send a complete request.",
+            )
+        )
+        error_code = "invalid_request"
+    except Exception:
+        LOG.exception("internal error", extra={"fields": {"request_id": request_id}})
+        result = _error_response(
+            ApiError(
+                500,
+                "internal",
+                f"Internal error; it has been logged as request {request_id}. Retry, and report "
+                "the request id if it persists.",
+            )
+        )
+        error_code = "internal"
+    timings["total"] = (time.perf_counter() - start) * 1e3
+    rounded = {k: round(v, 2) for k, v in timings.items()}
+    if isinstance(result, dict):
+        if "timings_ms" in result:
+            result["timings_ms"] = rounded
+        result = flask.jsonify(result)
+    response = result
+    response.headers["Server-Timing"] = ", ".join(f"{k};dur={v:.1f}" for k, v in timings.items())
+    response.headers["X-Request-Id"] = request_id
+    _add_cors(request, response)
+    _drain_body(request, response)
+    LOG.log(
+        logging.ERROR if response.status_code >= 500 else logging.INFO,
+        f"{request.method} {request.path[:200]} {response.status_code}",
+        extra={
+            "fields": {
+                "status": response.status_code,
+                "error": error_code,
+                "request_id": request_id,
+                "timings_ms": rounded,
+                **info,
+            }
+        },
+    )
+    return response

@@ -1,0 +1,101 @@
+"""Request options: the same fields from a form, a query string or a JSON body, validated."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from errors import invalid_parameter
+from imaging import MEDIA_TYPES
+
+DEFAULT_MAX_SIZE = 1024
+FIELDS = ("style", "strength", "preserve_color", "max_size", "format", "quality")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Options:
+    style: str | None = None  # None: the instance's default style
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int = DEFAULT_MAX_SIZE
+    format: str = "jpeg"
+    quality: int = 90
+
+
+def _number(name: str, value: Any, kind: type) -> float | int:
+    """Numbers from JSON come typed; from forms and query strings they come as text."""
+    expected = "a number" if kind is float else "an integer"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise invalid_parameter(f"{name} must be {expected}; got {type(value).__name__}.")
+    try:
+        number = float(value)
+    except ValueError:
+        raise invalid_parameter(f"{name} must be {expected}; got {str(value)[:40]!r}.") from None
+    if kind is int:
+        if not number.is_integer():  # also refuses nan and inf
+            raise invalid_parameter(f"{name} must be {expected}; got {str(value)[:40]!r}.")
+        return int(number)
+    return number
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise invalid_parameter(f"{name} must be true or false; got {str(value)[:40]!r}.")
+
+
+def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
+    """Validate every field; unknown fields are refused so a typo does not pass silently."""
+    unknown = [k for k in values if k not in FIELDS]
+    if unknown:
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise invalid_parameter(
+            f"Unknown field {shown}. Accepted fields: image, {', '.join(FIELDS)}."
+        )
+    opts: dict[str, Any] = {}
+    if "style" in values:
+        style = values["style"]
+        if not isinstance(style, str):
+            raise invalid_parameter(f"style must be a string; got {type(style).__name__}.")
+        opts["style"] = style.strip() or None
+    if "strength" in values:
+        strength = _number("strength", values["strength"], float)
+        if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
+            raise invalid_parameter(f"strength must be between 0 and 1; got {strength}.")
+        opts["strength"] = strength
+    if "preserve_color" in values:
+        opts["preserve_color"] = _bool("preserve_color", values["preserve_color"])
+    if "max_size" in values:
+        max_size = _number("max_size", values["max_size"], int)
+        if not 1 <= max_size <= max_image_side:
+            raise invalid_parameter(
+                f"max_size must be an integer from 1 to {max_image_side} (this instance's "
+                f"MAX_IMAGE_SIDE); got {max_size}."
+            )
+        opts["max_size"] = max_size
+    else:
+        opts["max_size"] = min(DEFAULT_MAX_SIZE, max_image_side)
+    if "format" in values:
+        fmt = values["format"]
+        fmt = fmt.strip().lower() if isinstance(fmt, str) else fmt
+        fmt = "jpeg" if fmt == "jpg" else fmt
+        if fmt not in MEDIA_TYPES:
+            raise invalid_parameter(
+                f"format must be one of jpeg, png, webp; got {str(fmt)[:40]!r}."
+            )
+        opts["format"] = fmt
+    if "quality" in values:
+        quality = _number("quality", values["quality"], int)
+        if not 1 <= quality <= 100:
+            raise invalid_parameter(f"quality must be an integer from 1 to 100; got {quality}.")
+        opts["quality"] = quality
+    return Options(**opts)
