@@ -194,7 +194,7 @@ def test_random_loss_net_is_seeded_and_logged(caplog):
     a, b = build_loss_net("random", seed=1), build_loss_net("random", seed=1)
     assert torch.equal(a(x)["relu2_2"], b(x)["relu2_2"])
     assert not torch.equal(a(x)["relu2_2"], build_loss_net("random", seed=2)(x)["relu2_2"])
-    assert any("RANDOM VGG16" in r.getMessage() for r in caplog.records)
+    assert any("RANDOM weights" in r.getMessage() for r in caplog.records)
 
 
 def test_two_process_gloo_run(photo_dir, style_path, tmp_path):
@@ -213,3 +213,24 @@ def test_two_process_gloo_run(photo_dir, style_path, tmp_path):
     assert [r["step"] for r in read_log(out)] == [1, 2, 3, 4]
     assert checkpoint.load(out / "last.pt")["step"] == 4
     assert "batch 1 x 2" in result.stderr
+
+
+def test_random_multiscale_loss_net():
+    net = build_loss_net("random-multiscale", seed=0)
+    assert net.name == "random-multiscale"
+    for w in net.banks:  # zero-mean, unit-norm random filters
+        assert w.mean(dim=(1, 2, 3)).abs().max() < 1e-5
+        assert torch.allclose(w.flatten(1).norm(dim=1), torch.ones(w.shape[0]), atol=1e-5)
+    features = net(torch.rand(1, 3, 64, 64) * 255)
+    assert set(features) == set(net.layer_names)
+    assert features["s2_15"].shape[1] == 128 and features["relu3_3"].shape[1] == 256
+    again = build_loss_net("random-multiscale", seed=0)(torch.ones(1, 3, 64, 64))
+    assert torch.equal(net(torch.ones(1, 3, 64, 64))["s0_3"], again["s0_3"])
+
+
+def test_multiscale_run_is_recorded(photo_dir, style_path, tmp_path):
+    cfg = tiny_config(photo_dir, style_path, tmp_path, steps=3, loss_net="random-multiscale")
+    ckpt = checkpoint.load(train(cfg))
+    assert ckpt["loss_net"] == "random-multiscale"
+    assert ckpt["train_config"]["content_layer"] == "relu3_3"  # the net's default, resolved
+    assert all(r["total_loss"] == r["total_loss"] for r in read_log(tmp_path))

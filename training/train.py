@@ -39,6 +39,15 @@ from training.report import save_loss_plot, save_samples
 
 log = logging.getLogger("training")
 
+# (content, style) weights per loss network. VGG16's are the usual ones for Grams normalized by
+# C*H*W on ImageNet-normalized input; random-multiscale's terms are relative errors.
+DEFAULT_WEIGHTS = {
+    "imagenet-vgg16": (1e5, 1e10),
+    "random-vgg16": (1e5, 1e10),
+    "random-multiscale": (0.3, 1.0),
+}
+DEFAULT_CONTENT_LAYER = {"random-multiscale": "relu3_3"}
+
 
 @dataclass
 class TrainConfig:
@@ -51,12 +60,12 @@ class TrainConfig:
     image_size: int = 256
     style_size: int | None = 512  # longer side of the style image; 0 keeps its own size
     lr: float = 1e-3
-    content_weight: float = 1e5
-    style_weight: float = 1e10
+    content_weight: float | None = None  # None: the loss network's default (DEFAULT_WEIGHTS)
+    style_weight: float | None = None
     tv_weight: float = 0.0
-    content_layer: str = "relu2_2"
-    style_layers: str = "relu1_2:1,relu2_2:1,relu3_3:1,relu4_3:1"  # name:weight,...
-    loss_net: str = "imagenet"
+    content_layer: str | None = None  # None: relu2_2 for VGG16, relu3_3 for random-multiscale
+    style_layers: str | None = None  # name:weight,... ; None: all of the loss net's, weight 1
+    loss_net: str = "imagenet"  # imagenet | random | random-multiscale
     vgg_weights: str | None = None
     base_channels: int = 32
     residual_blocks: int = 5
@@ -136,16 +145,29 @@ def train(cfg: TrainConfig) -> Path:
     style = data.load_style_image(cfg.style, cfg.style_size or None).to(device)
     loss_net = vgg.build_loss_net(cfg.loss_net, cfg.vgg_weights, seed=cfg.seed).to(device)
     loss_net = loss_net.to(memory_format=memory_format)
-    style_weights = parse_style_layers(cfg.style_layers)
-    unknown = set(style_weights) - set(loss_net.layer_names) | {cfg.content_layer} - set(
-        loss_net.layer_names
+    content_weight, style_weight = DEFAULT_WEIGHTS[loss_net.name]
+    cfg.content_weight = content_weight if cfg.content_weight is None else cfg.content_weight
+    cfg.style_weight = style_weight if cfg.style_weight is None else cfg.style_weight
+    cfg.content_layer = cfg.content_layer or DEFAULT_CONTENT_LAYER.get(loss_net.name, "relu2_2")
+    style_layers = (
+        parse_style_layers(cfg.style_layers)
+        if cfg.style_layers
+        else dict.fromkeys(loss_net.style_layer_names, 1.0)
     )
+    unknown = (set(style_layers) | {cfg.content_layer}) - set(loss_net.layer_names)
     if unknown:
         raise UsageError(
             f"unknown loss layers {sorted(unknown)}; choose from {loss_net.layer_names}"
         )
-    with torch.no_grad():
-        target_grams = {k: losses.gram_matrix(v) for k, v in loss_net(style).items()}
+    criterion = losses.PerceptualLoss(
+        loss_net,
+        style,
+        content_layer=cfg.content_layer,
+        style_layers=style_layers,
+        content_weight=cfg.content_weight,
+        style_weight=cfg.style_weight,
+        tv_weight=cfg.tv_weight,
+    )
 
     style_sha = sha256_file(cfg.style)
     model_config = ModelConfig(
@@ -233,17 +255,8 @@ def train(cfg: TrainConfig) -> Path:
                 x = batch.to(device, non_blocking=True, memory_format=memory_format)  # (N, 3, S, S)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     y = ddp_model(x)
-                    features_y = loss_net(y)
-                    with torch.no_grad():
-                        features_x = loss_net(x)
-                c_loss = cfg.content_weight * losses.content_loss(
-                    features_y[cfg.content_layer], features_x[cfg.content_layer]
-                )
-                s_loss = cfg.style_weight * losses.style_loss(
-                    features_y, target_grams, style_weights
-                )
-                tv_loss = cfg.tv_weight * losses.total_variation_loss(y.float())
-                loss = c_loss + s_loss + tv_loss
+                    terms = criterion(y, x)
+                loss = terms["total_loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -252,13 +265,7 @@ def train(cfg: TrainConfig) -> Path:
 
                 if step % cfg.log_every == 0 or step == total_steps:
                     # .item() syncs the GPU, so losses are read only every log_every steps.
-                    record = {
-                        "step": step,
-                        "content_loss": c_loss.item(),
-                        "style_loss": s_loss.item(),
-                        "tv_loss": tv_loss.item(),
-                        "total_loss": loss.item(),
-                    }
+                    record = {"step": step, **{k: v.item() for k, v in terms.items()}}
                     if not math.isfinite(record["total_loss"]):
                         raise UsageError(
                             f"loss became {record['total_loss']} at step {step}; "

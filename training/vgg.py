@@ -30,6 +30,8 @@ class VGG16Features(nn.Module):
     """VGG16 conv layers to relu4_3; input float RGB 0..255 (N, 3, H, W), ImageNet-normalised here."""
 
     layer_names = LAYER_NAMES
+    style_layer_names = LAYER_NAMES
+    normalize_by_target = False
 
     def __init__(self, name: str):
         super().__init__()
@@ -46,13 +48,15 @@ class VGG16Features(nn.Module):
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1) * 255.0)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, stop_after: str = "relu4_3") -> dict[str, torch.Tensor]:
         x = (x - self.mean) / self.std
         out = {}
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in _TAPS:
                 out[_TAPS[i]] = x
+                if _TAPS[i] == stop_after:
+                    break
         return out
 
 
@@ -83,8 +87,21 @@ def load_vgg16_state_dict(path: str | Path | None) -> dict[str, torch.Tensor]:
     return {k.removeprefix("features."): v for k, v in features.items()}
 
 
+LOSS_NETS = ("imagenet", "random", "random-multiscale")
+
+
+def _random_vgg16(seed: int) -> VGG16Features:
+    net = VGG16Features("random-vgg16")
+    gen = torch.Generator().manual_seed(seed)
+    for m in net.features:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
+            nn.init.zeros_(m.bias)
+    return net
+
+
 def build_loss_net(kind: str, vgg_weights: str | Path | None = None, seed: int = 0) -> nn.Module:
-    """A frozen loss network in eval mode. `kind`: 'imagenet' or 'random'."""
+    """A frozen loss network in eval mode; `kind` is one of LOSS_NETS."""
     if kind == "imagenet":
         net = VGG16Features("imagenet-vgg16")
         wanted = net.features.state_dict()
@@ -96,20 +113,21 @@ def build_loss_net(kind: str, vgg_weights: str | Path | None = None, seed: int =
                 "expected torchvision's vgg16-397923af.pth format"
             )
         net.features.load_state_dict({k: state[k] for k in wanted})
-    elif kind == "random":
+    elif kind in ("random", "random-multiscale"):
         if vgg_weights is not None:
             raise UsageError("--vgg-weights is only used with --loss-net imagenet")
-        net = VGG16Features("random-vgg16")
-        gen = torch.Generator().manual_seed(seed)
-        for m in net.features:
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
-                nn.init.zeros_(m.bias)
+        net = _random_vgg16(seed)
+        if kind == "random-multiscale":
+            from training.shallow import RandomMultiscaleNet
+
+            net = RandomMultiscaleNet(net, seed=seed)
         log.warning(
-            "loss network: RANDOM VGG16 (seed %d), not ImageNet weights; stylization will be "
-            "weaker. This is recorded in the checkpoint as loss_net='random-vgg16'.",
+            "loss network: RANDOM weights (%s, seed %d), not ImageNet VGG16; stylization differs "
+            "from the paper's. Recorded in the checkpoint as loss_net=%r.",
+            kind,
             seed,
+            net.name,
         )
     else:
-        raise UsageError(f"unknown --loss-net {kind!r}; choose imagenet or random")
+        raise UsageError(f"unknown --loss-net {kind!r}; choose one of {', '.join(LOSS_NETS)}")
     return net.eval().requires_grad_(False)

@@ -1,0 +1,64 @@
+"""The styles shipped in function/models: complete metadata, and each one really stylizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from inference import StyleRegistry
+from PIL import Image
+
+from tests.conftest import make_photo
+
+MODELS = Path(__file__).resolve().parents[1] / "function" / "models"
+EVAL_PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "kodim23.png"
+REQUIRED = (
+    "name",
+    "title",
+    "artist",
+    "loss_net",
+    "training_steps",
+    "image_size",
+    "style_image_sha256",
+    "precision",
+)
+# Above what re-encoding or a near-identity network would give (~1-3 grey levels) and well
+# below what a style network does (tens of levels): a network that learned a style clears it.
+MIN_MEAN_ABS_DIFF = 15.0
+
+
+@pytest.fixture(scope="module")
+def registry() -> StyleRegistry:
+    return StyleRegistry(MODELS)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    img = Image.open(EVAL_PHOTO).convert("RGB") if EVAL_PHOTO.is_file() else make_photo(384, 256)
+    img = img.resize((193, 129))  # odd size on purpose
+    return np.asarray(img)
+
+
+def test_models_are_bundled_and_small():
+    paths = sorted(MODELS.glob("*.onnx"))
+    assert paths, "function/models must hold at least one trained style"
+    assert sum(p.stat().st_size for p in paths) <= 40 * 2**20
+
+
+def test_every_model_has_complete_metadata(registry):
+    for name, style in registry.styles.items():
+        missing = [k for k in REQUIRED if not style.metadata.get(k)]
+        assert not missing, f"{name} lacks {missing}"
+        assert style.metadata["name"] == name
+        assert int(style.metadata["training_steps"]) > 0  # never an untrained network
+        assert style.metadata["loss_net"] in ("imagenet-vgg16", "random-vgg16", "random-multiscale")
+
+
+def test_every_model_stylizes(registry, photo):
+    for name, style in registry.styles.items():
+        out = registry.stylize(style, photo)
+        assert out.shape == photo.shape and out.dtype == np.uint8
+        assert out.std() > 5, f"{name} gives a near-constant image"
+        diff = np.abs(out.astype(float) - photo.astype(float)).mean()
+        assert diff > MIN_MEAN_ABS_DIFF, f"{name} barely changes the photo ({diff:.1f})"
