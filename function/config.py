@@ -37,6 +37,7 @@ class Config:
     cors_origins: tuple[str, ...]  # empty: CORS off
     max_concurrent_runs: int | None  # None: 1 on CPU, 2 on GPU
     queue_timeout_s: int
+    max_queued_requests: int  # admitted beyond the running ones; more get 503 at once
 
     @classmethod
     def from_env(cls) -> Config:
@@ -51,4 +52,5 @@ class Config:
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             max_concurrent_runs=_int("MAX_CONCURRENT_RUNS", 0, minimum=0) or None,
             queue_timeout_s=_int("QUEUE_TIMEOUT_S", 30),
+            max_queued_requests=_int("MAX_QUEUED_REQUESTS", 16, minimum=0),
         )

@@ -11,6 +11,8 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +79,7 @@ class StyleRegistry:
         require_gpu: bool = False,
         max_concurrent_runs: int | None = None,
         queue_timeout_s: float = 30.0,
+        max_queued_requests: int = 16,
         threads: int | None = None,
     ):
         paths = sorted(Path(model_dir).glob("*.onnx"))
@@ -124,6 +127,9 @@ class StyleRegistry:
         self.max_concurrent_runs = limit
         self._slots = threading.BoundedSemaphore(limit)
         self.queue_timeout_s = queue_timeout_s
+        self.max_queued_requests = max_queued_requests
+        self._admitted = 0
+        self._admitted_lock = threading.Lock()
 
     def get(self, name: str | None) -> Style:
         style = self.styles.get(name or self.default)
@@ -137,21 +143,42 @@ class StyleRegistry:
             )
         return style
 
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one of `max_concurrent_runs + max_queued_requests` places for a request's
+        decode, inference and encode; refuse at once when all are taken. Without this bound a
+        burst piles decoded images up in memory (one per server thread), each waiting up to
+        `queue_timeout_s` before it is refused anyway."""
+        with self._admitted_lock:
+            if self._admitted >= self.max_concurrent_runs + self.max_queued_requests:
+                raise _overloaded(
+                    f"{self.max_queued_requests} requests are already waiting for the "
+                    f"{self.max_concurrent_runs} inference slots (MAX_QUEUED_REQUESTS). "
+                    "Retry after a few seconds."
+                )
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._admitted_lock:
+                self._admitted -= 1
+
     def stylize(self, style: Style, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 -> (H, W, 3) uint8, the same size."""
         if not self._slots.acquire(timeout=self.queue_timeout_s):
-            raise ApiError(
-                503,
-                "overloaded",
+            raise _overloaded(
                 f"All {self.max_concurrent_runs} inference slots stayed busy for "
-                f"{self.queue_timeout_s:g} s. Retry after a few seconds.",
-                headers={"Retry-After": "5"},
+                f"{self.queue_timeout_s:g} s. Retry after a few seconds."
             )
         try:
             (out,) = style.session.run(None, {"image": rgb[None]})
         finally:
             self._slots.release()
         return out[0]
+
+
+def _overloaded(message: str) -> ApiError:
+    return ApiError(503, "overloaded", message, headers={"Retry-After": "5"})
 
 
 def blend(original: np.ndarray, stylized: np.ndarray, strength: float) -> np.ndarray:

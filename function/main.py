@@ -25,7 +25,8 @@ from errors import ApiError, invalid_image, invalid_parameter
 from imaging import MEDIA_TYPES, decode_image, encode_image, transfer_luminance
 from inference import StyleRegistry, blend
 from params import parse_options
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from web import Thumbnails, index, thumbnail_style
+from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
 
 RAW_IMAGE_TYPES = {
     "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp", "image/gif",
@@ -76,7 +77,9 @@ REGISTRY = StyleRegistry(
     require_gpu=CONFIG.require_gpu,
     max_concurrent_runs=CONFIG.max_concurrent_runs,
     queue_timeout_s=CONFIG.queue_timeout_s,
+    max_queued_requests=CONFIG.max_queued_requests,
 )
+THUMBNAILS = Thumbnails(REGISTRY)
 LOG.info(
     "ready",
     extra={"fields": {"provider": REGISTRY.provider, "styles": sorted(REGISTRY.styles)}},
@@ -99,7 +102,10 @@ def _read_image_and_fields(request: flask.Request) -> tuple[bytes, dict, bool]:
         fields.update(request.form.to_dict())
         return upload.read(), fields, False
     if mimetype == "application/json":
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # [[[[...]]]] nested past Python's limit; `silent` misses it
+            body = None
         if not isinstance(body, dict):
             raise ApiError(
                 400,
@@ -156,16 +162,19 @@ def _stylize(
     opts = parse_options(fields, max_image_side=CONFIG.max_image_side)
     style = REGISTRY.get(opts.style)
     info["style"] = style.name
-    decoded = decode_image(data, max_pixels=CONFIG.max_pixels, max_side=opts.max_size)
-    h, w = decoded.rgb.shape[:2]
-    info.update(input_bytes=len(data), width=w, height=h, source_format=decoded.source_format)
-    t1 = time.perf_counter()
-    out = REGISTRY.stylize(style, decoded.rgb)
-    if opts.preserve_color:
-        out = transfer_luminance(decoded.rgb, out)
-    out = blend(decoded.rgb, out, opts.strength)
-    t2 = time.perf_counter()
-    body = encode_image(out, decoded.alpha, opts.format, opts.quality)
+    # A bounded number of requests past this point (MAX_QUEUED_REQUESTS beyond the running
+    # ones), so a burst cannot hold unbounded decoded images; the rest get 503 at once.
+    with REGISTRY.admit():
+        decoded = decode_image(data, max_pixels=CONFIG.max_pixels, max_side=opts.max_size)
+        h, w = decoded.rgb.shape[:2]
+        info.update(input_bytes=len(data), width=w, height=h, source_format=decoded.source_format)
+        t1 = time.perf_counter()
+        out = REGISTRY.stylize(style, decoded.rgb)
+        if opts.preserve_color:
+            out = transfer_luminance(decoded.rgb, out)
+        out = blend(decoded.rgb, out, opts.strength)
+        t2 = time.perf_counter()
+        body = encode_image(out, decoded.alpha, opts.format, opts.quality)
     t3 = time.perf_counter()
     timings.update(decode=(t1 - t0) * 1e3, infer=(t2 - t1) * 1e3, encode=(t3 - t2) * 1e3)
     if as_json:
@@ -183,34 +192,37 @@ def _stylize(
 def _route(request: flask.Request, timings: dict, info: dict) -> flask.Response | dict:
     path = request.path.rstrip("/") or "/"
     routes = {
-        "/styles": ("GET", lambda: {
+        "/styles": {"GET": lambda: {
             "default": REGISTRY.default,
             "styles": [s.describe() for s in sorted(REGISTRY.styles.values(), key=lambda s: s.name)],
-        }),
-        "/healthz": ("GET", lambda: {
+        }},
+        "/healthz": {"GET": lambda: {
             "status": "ok", "provider": REGISTRY.provider, "styles": len(REGISTRY.styles),
-        }),
+        }},
     }  # fmt: skip
     for p in STYLIZE_PATHS:
-        routes[p] = ("POST", lambda: _stylize(request, timings, info))
+        routes[p] = {"POST": lambda: _stylize(request, timings, info)}
+    routes["/"]["GET"] = index  # the web page; POST / stays the API
+    if (name := thumbnail_style(path)) is not None:
+        routes[path] = {"GET": lambda: THUMBNAILS.response(name)}
     if path not in routes:
         raise ApiError(
             404,
             "not_found",
             f"No endpoint {path[:100]!r}. Use POST / (or /stylize), GET /styles, GET /healthz.",
         )
-    method, handler = routes[path]
-    allowed = {method, "HEAD", "OPTIONS"} if method == "GET" else {method, "OPTIONS"}
+    handlers = routes[path]
+    allowed = {*handlers, "OPTIONS"} | ({"HEAD"} if "GET" in handlers else set())
     if request.method == "OPTIONS":
         return flask.Response(status=204, headers={"Allow": ", ".join(sorted(allowed))})
     if request.method not in allowed:
         raise ApiError(
             405,
             "method_not_allowed",
-            f"{request.method} is not allowed on {path}; use {method}.",
+            f"{request.method} is not allowed on {path}; use {' or '.join(sorted(handlers))}.",
             headers={"Allow": ", ".join(sorted(allowed))},
         )
-    return handler()
+    return handlers["GET" if request.method == "HEAD" else request.method]()
 
 
 def _error_response(error: ApiError) -> flask.Response:
@@ -245,6 +257,22 @@ def _drain_body(request: flask.Request, response: flask.Response) -> None:
         request.get_data()
     except (HTTPException, OSError):
         response.response = iter([response.get_data()])
+
+
+@functions_framework.errorhandler(NotFound)
+def _not_routed(_: NotFound) -> flask.Response:
+    """functions-framework answers a few paths itself, before `stylize` sees them (/robots.txt,
+    /favicon.ico, a path with an encoded newline): the same JSON 404 as ours, not Flask's HTML."""
+    response = _error_response(
+        ApiError(
+            404,
+            "not_found",
+            "No such endpoint. Use POST / (or /stylize), GET /styles, GET /healthz.",
+        )
+    )
+    response.headers["Server-Timing"] = "total;dur=0.0"
+    response.headers["X-Request-Id"] = uuid.uuid4().hex
+    return response
 
 
 @functions_framework.http

@@ -33,7 +33,7 @@ def _number(name: str, value: Any, kind: type) -> float | int:
         raise invalid_parameter(f"{name} must be {expected}; got {type(value).__name__}.")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a JSON integer too big for a float
         raise invalid_parameter(f"{name} must be {expected}; got {str(value)[:40]!r}.") from None
     if kind is int:
         if not number.is_integer():  # also refuses nan and inf
@@ -57,7 +57,7 @@ def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
     """Validate every field; unknown fields are refused so a typo does not pass silently."""
     unknown = [k for k in values if k not in FIELDS]
     if unknown:
-        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        shown = ", ".join(repr(str(k)[:40]) for k in unknown[:5])  # a garbled form name is None
         raise invalid_parameter(
             f"Unknown field {shown}. Accepted fields: image, {', '.join(FIELDS)}."
         )
@@ -79,7 +79,7 @@ def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
         if not 1 <= max_size <= max_image_side:
             raise invalid_parameter(
                 f"max_size must be an integer from 1 to {max_image_side} (this instance's "
-                f"MAX_IMAGE_SIDE); got {max_size}."
+                f"MAX_IMAGE_SIDE); got {max_size:.6g}."  # 1e308 is an integer too: keep it short
             )
         opts["max_size"] = max_size
     else:
@@ -88,7 +88,7 @@ def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
         fmt = values["format"]
         fmt = fmt.strip().lower() if isinstance(fmt, str) else fmt
         fmt = "jpeg" if fmt == "jpg" else fmt
-        if fmt not in MEDIA_TYPES:
+        if not isinstance(fmt, str) or fmt not in MEDIA_TYPES:  # a JSON list or object: unhashable
             raise invalid_parameter(
                 f"format must be one of jpeg, png, webp; got {str(fmt)[:40]!r}."
             )
@@ -96,6 +96,6 @@ def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
     if "quality" in values:
         quality = _number("quality", values["quality"], int)
         if not 1 <= quality <= 100:
-            raise invalid_parameter(f"quality must be an integer from 1 to 100; got {quality}.")
+            raise invalid_parameter(f"quality must be an integer from 1 to 100; got {quality:.6g}.")
         opts["quality"] = quality
     return Options(**opts)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +95,69 @@ def model_dir(tiny_checkpoint, photo_dir, tmp_path_factory) -> Path:
     ckpt = _train_tiny(second, photo_dir, tmp_path_factory.mktemp("tiny_run2"))
     write_model(ckpt, d / "dots.onnx", title="Dots", artist="Test Painter")
     return d
+
+
+# --- real servers on 127.0.0.1 ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def function_server(
+    source: Path, log: Path, env: dict[str, str] | None = None, startup_s: float = 60
+) -> Iterator[str]:
+    """`functions-framework --target stylize` on 127.0.0.1:<free port>; yields the URL and
+    always stops it: SIGTERM, then SIGKILL. (Not SIGINT: with gunicorn 27 an idle server
+    ignores it for its whole graceful timeout, where SIGTERM takes well under a second.)"""
+    port = free_port()
+    cmd = [str(Path(sys.executable).parent / "functions-framework"), "--target", "stylize",
+           "--source", str(source), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so the gunicorn worker dies with it
+        )
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2):
+                    break
+            except urllib.error.HTTPError:
+                break  # it answers; the test judges the answer
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"not up after {startup_s} s:\n{log.read_text()}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+                break
+
+
+@pytest.fixture(scope="session")
+def serve_function():
+    """`function_server` for tests that run a stand-in function of their own."""
+    return function_server
+
+
+@pytest.fixture(scope="session")
+def live_server(model_dir, tmp_path_factory) -> Iterator[str]:
+    """The real function (function/main.py) on the two tiny styles; yields its base URL."""
+    log = tmp_path_factory.mktemp("live_server") / "server.log"
+    with function_server(FUNCTION_DIR / "main.py", log, {"MODEL_DIR": str(model_dir)}) as url:
+        yield url

@@ -6,11 +6,7 @@ import base64
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -367,40 +363,9 @@ def test_sixteen_threads_match_serial_results(client):
 # --- a real server process --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(model_dir):
-    port = free_port()
-    env = {**os.environ, "MODEL_DIR": str(model_dir)}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "functions-framework"), "--target", "stylize", "--source", MAIN,
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url + "/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("server did not start")
-        yield url
-    finally:
-        proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown; SIGTERM waits for clients
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def server(live_server):
+    return live_server
 
 
 def test_real_server_all_request_kinds(server):

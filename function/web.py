@@ -1,0 +1,87 @@
+"""The browser page (GET /) and the style thumbnails it shows; routing stays in main.py.
+
+Both are read or rendered once per instance and kept in memory: the page is a static file, and
+a thumbnail is the bundled sample photo (a Kodak test image, 192x128) run through one style.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import flask
+import numpy as np
+from imaging import encode_image
+from inference import StyleRegistry
+from PIL import Image
+
+STATIC = Path(__file__).resolve().parent / "static"
+THUMBNAIL_PREFIX, THUMBNAIL_SUFFIX = "/styles/", "/thumbnail.jpg"
+
+# Everything the page needs is inline or from this origin; the policy makes a stray CDN link
+# fail in the browser (and in tests) instead of silently working only while online.
+PAGE_HEADERS = {
+    "Cache-Control": "public, max-age=300",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+INDEX_HTML = (STATIC / "index.html").read_bytes()
+
+
+def index() -> flask.Response:
+    """The single-page UI."""
+    return flask.Response(
+        INDEX_HTML,
+        content_type="text/html; charset=utf-8",
+        headers=PAGE_HEADERS,
+    )
+
+
+def thumbnail_style(path: str) -> str | None:
+    """The style name in `/styles/<name>/thumbnail.jpg`, else None (not a thumbnail path)."""
+    if not (path.startswith(THUMBNAIL_PREFIX) and path.endswith(THUMBNAIL_SUFFIX)):
+        return None
+    name = path[len(THUMBNAIL_PREFIX) : -len(THUMBNAIL_SUFFIX)]
+    return name if name and "/" not in name else None
+
+
+class Thumbnails:
+    """Each style's rendering of the sample photo, made on first request and then cached.
+
+    Names only ever go through `registry.get`, a dict lookup: an unknown one is the usual
+    404 unknown_style and never becomes a file path.
+    """
+
+    def __init__(self, registry: StyleRegistry):
+        self._registry = registry
+        self._cache: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._sample: np.ndarray | None = None
+
+    def jpeg(self, name: str) -> bytes:
+        style = self._registry.get(name)
+        cached = self._cache.get(style.name)
+        if cached is not None:
+            return cached
+        if self._sample is None:
+            with Image.open(STATIC / "sample.jpg") as img:
+                self._sample = np.array(img.convert("RGB"))
+        # Rendered outside the lock: two first requests may both render, which is harmless,
+        # and a slow style never blocks another style's thumbnail.
+        data = encode_image(self._registry.stylize(style, self._sample), None, "jpeg", 85)
+        with self._lock:
+            return self._cache.setdefault(style.name, data)
+
+    def response(self, name: str) -> flask.Response:
+        # An hour: a redeploy may swap a style's model under the same name.
+        return flask.Response(
+            self.jpeg(name),
+            mimetype="image/jpeg",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )

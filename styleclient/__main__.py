@@ -1,0 +1,3 @@
+from styleclient.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""`python -m styleclient`: stylize one photo or a folder of them through a styleserve URL."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import requests
+from tqdm import tqdm
+
+from styleclient.client import StyleClient, StyleServeError, gcloud_identity_token
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
+FORMAT_OF_SUFFIX = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m styleclient",
+        description="Repaint photos with a styleserve service. INPUT is a photo or a folder of "
+        "photos; a folder is done file by file, past errors, with a progress bar.",
+    )
+    p.add_argument("input", nargs="?", type=Path, help="a photo, or a folder of photos")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output file (one photo) or folder (a folder); default: next to the input, "
+        "PHOTO-stylized.jpg or FOLDER-stylized/",
+    )
+    p.add_argument(
+        "--url",
+        default=os.environ.get("STYLESERVE_URL", "http://localhost:8080"),
+        help="service URL (default: $STYLESERVE_URL or %(default)s)",
+    )
+    p.add_argument("--list-styles", action="store_true", help="print the styles and exit")
+    opts = p.add_argument_group("request options (the server's defaults when left out)")
+    opts.add_argument("--style", help="a style name (see --list-styles)")
+    opts.add_argument("--strength", type=float, help="0..1, blend with the original")
+    opts.add_argument(
+        "--preserve-color", action="store_true", default=None, help="keep the photo's colours"
+    )
+    opts.add_argument("--max-size", type=int, help="shrink the longest side to this first")
+    opts.add_argument("--format", choices=sorted(EXTENSIONS), help="output format (default jpeg)")
+    opts.add_argument("--quality", type=int, help="1..100, for JPEG and WebP")
+    auth = p.add_argument_group("authentication (Cloud Run services that are not --public)")
+    who = auth.add_mutually_exclusive_group()
+    who.add_argument("--token", help="identity token (default: $STYLESERVE_TOKEN)")
+    who.add_argument(
+        "--gcloud-token",
+        action="store_true",
+        help="get one from `gcloud auth print-identity-token`",
+    )
+    net = p.add_argument_group("network")
+    net.add_argument("--retries", type=int, default=4, help="on 429/503/connection errors")
+    net.add_argument("--timeout", type=float, default=300, help="seconds per request")
+    net.add_argument("--jobs", type=int, default=1, help="requests at once for a folder")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.list_styles and args.input is None:
+        parser.error("give a photo or a folder (or --list-styles)")
+    if args.jobs < 1 or args.retries < 0:
+        parser.error("--jobs must be at least 1 and --retries at least 0")
+    try:
+        token = gcloud_identity_token() if args.gcloud_token else args.token
+    except RuntimeError as e:
+        return fail(str(e))
+    client = StyleClient(
+        args.url,
+        token or os.environ.get("STYLESERVE_TOKEN") or None,
+        timeout_s=args.timeout,
+        retries=args.retries,
+        on_retry=lambda reason, delay: tqdm.write(
+            f"retrying in {delay:.1f} s: {reason}", file=sys.stderr
+        ),
+    )
+    try:
+        if args.list_styles:
+            return list_styles(client)
+        if args.input.is_dir():
+            return stylize_folder(client, args)
+        if not args.input.is_file():
+            return fail(f"{args.input}: no such file or folder")
+        return stylize_file(client, args)
+    except StyleServeError as e:
+        return fail(f"{e.status} {e.code}: {e.message}")
+    except requests.RequestException as e:
+        return fail(f"could not reach {args.url}: {short_reason(e)}")
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def short_reason(error: Exception) -> str:
+    """ "[Errno 111] Connection refused" rather than urllib3's whole wrapped repr."""
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+", str(error))
+    return found.group(0) if found else f"{type(error).__name__}: {error}"
+
+
+def list_styles(client: StyleClient) -> int:
+    listing = client.styles()
+    for s in listing["styles"]:
+        mark = "*" if s["name"] == listing["default"] else " "
+        print(f"{mark} {s['name']:<20} {s['title']} ({s['artist']})")
+    print("(* the default)")
+    return 0
+
+
+def request_options(args: argparse.Namespace, fmt: str | None) -> dict:
+    return {
+        "style": args.style,
+        "strength": args.strength,
+        "preserve_color": args.preserve_color,
+        "max_size": args.max_size,
+        "format": fmt,
+        "quality": args.quality,
+    }
+
+
+def stylize_file(client: StyleClient, args: argparse.Namespace) -> int:
+    fmt = args.format
+    if args.output is not None and fmt is None:
+        # `-o out.png` means PNG: the bytes should match the name
+        fmt = FORMAT_OF_SUFFIX.get(args.output.suffix.lower())
+    out = args.output or args.input.with_name(
+        f"{args.input.stem}-stylized{EXTENSIONS[fmt or 'jpeg']}"
+    )
+    data = client.stylize(args.input, **request_options(args, fmt))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    print(f"{args.input} -> {out}")
+    return 0
+
+
+def output_names(photos: list[Path], ext: str) -> dict[Path, str]:
+    """photo.jpg -> photo.jpg; where two photos share a stem (a.jpg, a.png), keep the suffix."""
+    stems = [p.stem for p in photos]
+    return {
+        p: (f"{p.stem}_{p.suffix[1:]}" if stems.count(p.stem) > 1 else p.stem) + ext for p in photos
+    }
+
+
+def stylize_folder(client: StyleClient, args: argparse.Namespace) -> int:
+    photos = sorted(
+        p
+        for p in args.input.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+    if not photos:
+        return fail(f"{args.input}: no photos ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    out_dir = args.output or args.input.with_name(f"{args.input.name}-stylized")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = output_names(photos, EXTENSIONS[args.format or "jpeg"])
+    options = request_options(args, args.format)
+    failed: list[Path] = []
+
+    def one(photo: Path) -> None:
+        (out_dir / names[photo]).write_bytes(client.stylize(photo, **options))
+
+    with (
+        ThreadPoolExecutor(args.jobs) as pool,
+        tqdm(total=len(photos), unit="photo", file=sys.stderr) as bar,
+    ):
+        futures = {pool.submit(one, p): p for p in photos}
+        for future in as_completed(futures):
+            photo = futures[future]
+            try:
+                future.result()
+            except StyleServeError as e:
+                failed.append(photo)
+                tqdm.write(f"{photo.name}: {e.status} {e.code}: {e.message}", file=sys.stderr)
+            except (requests.RequestException, OSError) as e:
+                failed.append(photo)
+                tqdm.write(f"{photo.name}: {short_reason(e)}", file=sys.stderr)
+            bar.update()
+    done = len(photos) - len(failed)
+    print(f"{done} of {len(photos)} photos stylized into {out_dir}", end="")
+    print(f"; {len(failed)} failed: {', '.join(sorted(p.name for p in failed))}" if failed else "")
+    return 1 if failed else 0
