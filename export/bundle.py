@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", type=Path, default=Path("function/models"))
     p.add_argument("--only", nargs="*", help="style names to do (default: the whole catalog)")
     p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--identity-warmup-steps", type=int, default=100)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--style-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=2)
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 loss_net=args.loss_net,
                 content_weight=args.content_weight,
                 style_weight=args.style_weight,
+                identity_warmup_steps=args.identity_warmup_steps,
                 device=args.device,
                 amp=args.amp,
                 channels_last=args.channels_last,

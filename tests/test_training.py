@@ -234,3 +234,13 @@ def test_multiscale_run_is_recorded(photo_dir, style_path, tmp_path):
     assert ckpt["loss_net"] == "random-multiscale"
     assert ckpt["train_config"]["content_layer"] == "relu3_3"  # the net's default, resolved
     assert all(r["total_loss"] == r["total_loss"] for r in read_log(tmp_path))
+
+
+def test_identity_warmup_learns_to_reproduce_the_photo(photo_dir, style_path, tmp_path):
+    cfg = tiny_config(photo_dir, style_path, tmp_path, steps=14, identity_warmup_steps=10, lr=3e-3)
+    train(cfg)
+    records = read_log(tmp_path)
+    warmup = [r for r in records if r.get("phase") == "identity_warmup"]
+    assert [r["step"] for r in warmup] == list(range(1, 11))
+    assert warmup[-1]["reconstruction_loss"] < 0.5 * warmup[0]["reconstruction_loss"]
+    assert all("style_loss" in r for r in records[10:])  # then the perceptual loss takes over

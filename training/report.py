@@ -35,11 +35,11 @@ def save_loss_plot(log_path: Path, out_path: Path) -> None:
     if not records:
         return
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    steps = [r["step"] for r in records]
-    for key in ("total_loss", "content_loss", "style_loss", "tv_loss"):
-        values = [r[key] for r in records]
-        if any(v > 0 for v in values):
-            ax.plot(steps, values, label=key.removesuffix("_loss"))
+    keys = ("total_loss", "content_loss", "style_loss", "tv_loss", "reconstruction_loss")
+    for key in keys:
+        points = [(r["step"], r[key]) for r in records if r.get(key, 0) > 0]
+        if points:
+            ax.plot(*zip(*points, strict=True), label=key.removesuffix("_loss"))
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("weighted loss")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
@@ -63,6 +64,10 @@ class TrainConfig:
     content_weight: float | None = None  # None: the loss network's default (DEFAULT_WEIGHTS)
     style_weight: float | None = None
     tv_weight: float = 0.0
+    # Steps of plain reconstruction (pixel MSE) first: a randomly initialised network spends its
+    # first ~1000 perceptual steps on content-free blobs; one that already reproduces the photo
+    # keeps it while it learns the style, which matters when steps are scarce (CPU runs).
+    identity_warmup_steps: int = 0
     content_layer: str | None = None  # None: relu2_2 for VGG16, relu3_3 for random-multiscale
     style_layers: str | None = None  # name:weight,... ; None: all of the loss net's, weight 1
     loss_net: str = "imagenet"  # imagenet | random | random-multiscale
@@ -255,7 +260,11 @@ def train(cfg: TrainConfig) -> Path:
                 x = batch.to(device, non_blocking=True, memory_format=memory_format)  # (N, 3, S, S)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     y = ddp_model(x)
-                    terms = criterion(y, x)
+                    if step < cfg.identity_warmup_steps:
+                        terms = {"reconstruction_loss": F.mse_loss(y.float(), x) / 255.0**2}
+                        terms["total_loss"] = terms["reconstruction_loss"]
+                    else:
+                        terms = criterion(y, x)
                 loss = terms["total_loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -266,6 +275,8 @@ def train(cfg: TrainConfig) -> Path:
                 if step % cfg.log_every == 0 or step == total_steps:
                     # .item() syncs the GPU, so losses are read only every log_every steps.
                     record = {"step": step, **{k: v.item() for k, v in terms.items()}}
+                    if step <= cfg.identity_warmup_steps:
+                        record["phase"] = "identity_warmup"  # reconstruction only, no perceptual terms
                     if not math.isfinite(record["total_loss"]):
                         raise UsageError(
                             f"loss became {record['total_loss']} at step {step}; "
@@ -280,9 +291,12 @@ def train(cfg: TrainConfig) -> Path:
                         with open(out / "log.jsonl", "a") as f:
                             f.write(json.dumps(record) + "\n")
                         pbar.set_postfix(
-                            content=f"{record['content_loss']:.3g}",
-                            style=f"{record['style_loss']:.3g}",
-                            img_s=f"{record['images_per_s']:.1f}",
+                            {
+                                k.removesuffix("_loss"): f"{v:.3g}"
+                                for k, v in record.items()
+                                if k.endswith("_loss")
+                            }
+                            | {"img_s": f"{record['images_per_s']:.1f}"}
                         )
                 if is_main and step % cfg.checkpoint_every == 0:
                     save(f"step_{step}.pt")
