@@ -1,0 +1,567 @@
+#!/usr/bin/env python3
+"""Load, soak and overload runs against a real `functions-framework` server on 127.0.0.1.
+
+    python benchmarks/load.py                       # 1000 requests, 16 clients, 256x256 JPEG
+    python benchmarks/load.py --soak 300            # 5 minutes; RSS sampled; fails on a leak
+    python benchmarks/load.py --overload            # QUEUE_TIMEOUT_S=1, 64 clients, 1 slot
+
+The script starts the server itself (MODEL_DIR from --model-dir, default function/models), in
+its own process group, and always stops it (SIGINT, gunicorn's quick shutdown, then SIGKILL).
+Clients are threads with one requests.Session each, posting raw `image/jpeg` bodies. It prints
+a table: errors, status histogram, latency p50/p95/p99, throughput, and the gunicorn worker's
+resident memory (VmRSS from /proc) before, in the middle of and after the run.
+
+Exit status 1 when a check fails: any error in a load or soak run (anything but 200), RSS growth
+of 10 % or more over the second half of a soak, or, in overload mode, any answer other than 200
+or 503 `overloaded` with Retry-After, a worker that died or was replaced, or an unhealthy
+server afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import io
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = ROOT / "function" / "main.py"
+HOST = "127.0.0.1"  # never anything else: this drives our own server only
+MAX_SOAK_GROWTH = 0.10
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def read_rss_kib(pid: int) -> int:
+    """Resident set size of one process, from /proc/PID/status (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc/*/stat (the field after the command is the state,
+    then the parent pid; the command may contain spaces and parentheses, so split at the last)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+class Server:
+    """`functions-framework --target stylize` on 127.0.0.1:<free port>, as a context manager.
+
+    functions-framework is the gunicorn master; the function runs in its forked worker, which is
+    whose memory we measure. `env` adds to (and overrides) the current environment.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path | str,
+        env: dict[str, str] | None = None,
+        *,
+        log_path: Path | None = None,
+        startup_s: float = 120.0,
+    ):
+        self.model_dir = Path(model_dir)
+        if not any(self.model_dir.glob("*.onnx")):
+            raise SystemExit(
+                f"no *.onnx models in {self.model_dir}: pass --model-dir (export one with "
+                "`python -m export ...`, see README)"
+            )
+        self.env = {**os.environ, "MODEL_DIR": str(self.model_dir), **(env or {})}
+        self.startup_s = startup_s
+        self._own_log = log_path is None
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="styleserve-", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+        self.log_path = log_path
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Server:
+        cmd = [sys.executable, "-m", "functions_framework", "--target", "stylize",
+               "--source", str(MAIN), "--host", HOST, "--port", str(self.port)]  # fmt: skip
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                cmd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so the worker goes with it
+            )
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _wait_until_up(self) -> None:
+        deadline = time.monotonic() + self.startup_s
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}):\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).ok and self.worker_pids():
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not up after {self.startup_s:g} s:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        """SIGINT (gunicorn's quick shutdown), then SIGKILL after `grace_s`. The grace is short
+        because the worker often cannot exit: it inherits ONNX Runtime sessions created before
+        gunicorn forked it, and their thread pool's teardown waits forever for threads that
+        exist only in the master."""
+        if self.proc is None:
+            return
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=grace_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self.proc = None
+        if self._own_log:
+            self.log_path.unlink(missing_ok=True)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        return child_pids(self.proc.pid)
+
+    def rss_kib(self) -> int:
+        """The workers' resident memory, summed (WORKERS=1 by default: one worker)."""
+        total = 0
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError):  # a worker exiting right now
+                total += read_rss_kib(pid)
+        return total
+
+    def healthy(self) -> bool:
+        try:
+            r = requests.get(self.url + "/healthz", timeout=10)
+            return r.status_code == 200 and r.json().get("status") == "ok"
+        except (requests.RequestException, ValueError):
+            return False
+
+
+# --- the clients ------------------------------------------------------------------------------
+
+
+def make_jpeg(size: int, seed: int = 0, quality: int = 90) -> bytes:
+    """A size x size photo-like JPEG: gradients plus noise, so it compresses like a photo."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = np.stack([xx, yy, 1 - xx * yy], axis=-1) * 200 + 25
+    pixels = np.clip(base + rng.normal(0, 8, (size, size, 3)), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int  # 0: no HTTP answer (refused, reset, timed out)
+    latency_s: float
+    code: str | None = None  # error.code of a JSON error
+    retry_after: str | None = None
+    detail: str = ""
+
+
+def post_image(session: requests.Session, url: str, body: bytes, timeout_s: float) -> Outcome:
+    t0 = time.perf_counter()
+    try:
+        r = session.post(url + "/", data=body, headers={"Content-Type": "image/jpeg"},
+                         timeout=timeout_s)  # fmt: skip
+    except requests.RequestException as e:
+        return Outcome(0, time.perf_counter() - t0, detail=f"{type(e).__name__}: {e}"[:200])
+    latency = time.perf_counter() - t0
+    code = None
+    if r.status_code != 200:
+        try:
+            code = r.json()["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = "(not a JSON error)"
+    return Outcome(r.status_code, latency, code, r.headers.get("Retry-After"))
+
+
+def drive(
+    url: str,
+    bodies: Sequence[bytes],
+    *,
+    concurrency: int,
+    total: int | None = None,
+    duration_s: float | None = None,
+    timeout_s: float = 120.0,
+    on_done: Callable[[int], None] | None = None,
+) -> tuple[list[Outcome], float]:
+    """`concurrency` threads post bodies round-robin until `total` requests or `duration_s`
+    seconds; returns every outcome and the wall time. `on_done(n)` runs after the n-th answer."""
+    if total is None and duration_s is None:
+        raise ValueError("give total or duration_s")
+    lock = threading.Lock()
+    started = done = 0
+    outcomes: list[Outcome] = []
+    t0 = time.perf_counter()
+    deadline = t0 + duration_s if duration_s is not None else math.inf
+
+    def client() -> None:
+        nonlocal started, done
+        with requests.Session() as session:
+            while True:
+                with lock:
+                    if (total is not None and started >= total) or time.perf_counter() > deadline:
+                        return
+                    i = started
+                    started += 1
+                outcome = post_image(session, url, bodies[i % len(bodies)], timeout_s)
+                with lock:
+                    outcomes.append(outcome)
+                    done += 1
+                    n = done
+                if on_done is not None:
+                    on_done(n)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes, time.perf_counter() - t0
+
+
+class RssSampler:
+    """Samples the server's RSS every `interval_s` on a thread: (seconds since start, KiB)."""
+
+    def __init__(self, server: Server, interval_s: float):
+        self.server, self.interval_s = server, interval_s
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.samples.append((time.monotonic() - t0, self.server.rss_kib()))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_kib(self) -> int:
+        return max((kib for _, kib in self.samples), default=0)
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def mib(kib: int) -> str:
+    return f"{kib / 1024:.1f} MiB"
+
+
+@dataclass
+class Report:
+    title: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    values: dict[str, float] = field(default_factory=dict)  # numbers, for tests
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def check(self, condition: bool, failure: str) -> None:
+        if not condition:
+            self.failures.append(failure)
+
+    def render(self) -> str:
+        width = max(len(k) for k, _ in self.rows) if self.rows else 10
+        lines = [self.title, "-" * max(len(self.title), width + 30)]
+        lines += [f"{k:<{width}}  {v}" for k, v in self.rows]
+        lines.append("-" * max(len(self.title), width + 30))
+        lines += [f"FAIL: {f}" for f in self.failures] or ["all checks passed"]
+        return "\n".join(lines)
+
+
+def histogram(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    counts = collections.Counter(
+        f"{o.status} {o.code}" if o.code else str(o.status) if o.status else "no answer"
+        for o in outcomes
+    )
+    return dict(sorted(counts.items()))
+
+
+def summarize(report: Report, outcomes: list[Outcome], wall_s: float) -> None:
+    """Status histogram, errors, latency percentiles and throughput, into the report."""
+    report.outcomes = outcomes
+    ok = [o.latency_s for o in outcomes if o.status == 200]
+    errors = [o for o in outcomes if o.status != 200]
+    report.rows.append(("requests", str(len(outcomes))))
+    report.rows.append(("status", ", ".join(f"{k}: {v}" for k, v in histogram(outcomes).items())))
+    report.rows.append(("errors (not 200)", str(len(errors))))
+    if ok:
+        p50, p95, p99 = (percentile(ok, q) * 1e3 for q in (50, 95, 99))
+        report.values.update(p50_ms=p50, p95_ms=p95, p99_ms=p99)
+        report.rows.append(
+            ("latency p50 / p95 / p99 (200s)", f"{p50:.0f} / {p95:.0f} / {p99:.0f} ms")
+        )
+        report.rows.append(("latency max (200s)", f"{max(ok) * 1e3:.0f} ms"))
+    throughput = len(ok) / wall_s if wall_s > 0 else 0.0
+    report.values.update(errors=len(errors), throughput=throughput, wall_s=wall_s)
+    report.rows.append(("throughput (200s)", f"{throughput:.1f} req/s over {wall_s:.1f} s"))
+    for o in errors[:3]:  # a few examples, so a failure says what went wrong
+        report.rows.append(("example error", f"{o.status} {o.code or ''} {o.detail}".strip()))
+
+
+def describe_setup(server: Server, concurrency: int, size: int, body: bytes) -> str:
+    provider = requests.get(server.url + "/healthz", timeout=10).json()["provider"]
+    return (
+        f"{concurrency} clients, {size}x{size} JPEG ({len(body) / 1024:.1f} kB) as raw "
+        f"image/jpeg, {provider}, worker pid {server.worker_pids()}"
+    )
+
+
+# --- the three modes --------------------------------------------------------------------------
+
+
+def run_load(
+    server: Server, *, requests_total: int, concurrency: int, size: int, timeout_s: float = 120
+) -> Report:
+    """A fixed number of requests; RSS before, when half are answered, and after."""
+    bodies = [make_jpeg(size, seed) for seed in range(8)]
+    post_image(requests.Session(), server.url, bodies[0], timeout_s)  # warm-up, not counted
+    report = Report(f"load: {describe_setup(server, concurrency, size, bodies[0])}")
+    workers_before = server.worker_pids()
+    rss = {"before": server.rss_kib()}
+
+    def on_done(n: int) -> None:
+        if n == requests_total // 2:
+            rss["middle"] = server.rss_kib()
+
+    with RssSampler(server, 0.25) as sampler:
+        outcomes, wall = drive(
+            server.url, bodies, concurrency=concurrency, total=requests_total,
+            timeout_s=timeout_s, on_done=on_done,
+        )  # fmt: skip
+    rss["after"] = server.rss_kib()
+    summarize(report, outcomes, wall)
+    report.rows.append(
+        ("worker RSS before / middle / after",
+         " / ".join(mib(rss.get(k, 0)) for k in ("before", "middle", "after"))),
+    )  # fmt: skip
+    report.rows.append(("worker RSS peak", mib(sampler.peak_kib)))
+    report.values.update({f"rss_{k}_kib": v for k, v in rss.items()}, rss_peak_kib=sampler.peak_kib)
+    report.check(report.values["errors"] == 0, f"{report.values['errors']:g} errors")
+    report.check(len(outcomes) == requests_total, f"{len(outcomes)} answers, not {requests_total}")
+    report.check(server.worker_pids() == workers_before, "the worker died or was replaced")
+    return report
+
+
+def run_soak(
+    server: Server, *, duration_s: float, concurrency: int, size: int, timeout_s: float = 120
+) -> Report:
+    """Constant load for `duration_s`; RSS sampled throughout. A leak shows as growth over the
+    second half (the first half absorbs warm-up: arenas, caches, ONNX Runtime's buffers)."""
+    bodies = [make_jpeg(size, seed) for seed in range(8)]
+    post_image(requests.Session(), server.url, bodies[0], timeout_s)
+    report = Report(
+        f"soak {duration_s:g} s: {describe_setup(server, concurrency, size, bodies[0])}"
+    )
+    workers_before = server.worker_pids()
+    interval = max(0.25, duration_s / 120)
+    with RssSampler(server, interval) as sampler:
+        outcomes, wall = drive(
+            server.url, bodies, concurrency=concurrency, duration_s=duration_s, timeout_s=timeout_s
+        )
+    summarize(report, outcomes, wall)
+    samples = sampler.samples
+    # Medians over a tenth of the run at each end of the second half, so one sample's noise
+    # (a request's buffers in flight) does not read as a trend.
+    window = max(duration_s / 10, interval)
+    half = duration_s / 2
+    start = [kib for t, kib in samples if half <= t <= half + window]
+    end = [kib for t, kib in samples if t >= duration_s - window]
+    if start and end:
+        growth = statistics.median(end) / statistics.median(start) - 1
+        report.values["rss_growth"] = growth
+        report.rows.append(
+            ("RSS second half: start -> end",
+             f"{mib(statistics.median(start))} -> {mib(statistics.median(end))} ({growth:+.1%})"),
+        )  # fmt: skip
+        report.check(growth < MAX_SOAK_GROWTH, f"RSS grew {growth:.1%} over the second half")
+    else:
+        report.failures.append("too few RSS samples; run the soak longer")
+    step = max(1, len(samples) // 10)
+    for t, kib in samples[::step]:
+        report.rows.append((f"  RSS at {t:6.1f} s", mib(kib)))
+    report.rows.append(("worker RSS peak", mib(sampler.peak_kib)))
+    report.check(report.values["errors"] == 0, f"{report.values['errors']:g} errors")
+    report.check(server.worker_pids() == workers_before, "the worker died or was replaced")
+    return report
+
+
+def run_overload(
+    server: Server, *, requests_total: int, concurrency: int, size: int, timeout_s: float = 180
+) -> Report:
+    """Far more clients than the server can serve: each request must either wait and succeed or
+    get 503 `overloaded` with Retry-After; the worker must survive and stay healthy."""
+    bodies = [make_jpeg(size, seed) for seed in range(8)]
+    post_image(requests.Session(), server.url, bodies[0], timeout_s)
+    env = server.env
+    report = Report(
+        f"overload: {describe_setup(server, concurrency, size, bodies[0])}, "
+        f"QUEUE_TIMEOUT_S={env.get('QUEUE_TIMEOUT_S', '30')}, "
+        f"MAX_CONCURRENT_RUNS={env.get('MAX_CONCURRENT_RUNS', 'auto')}, "
+        f"MAX_QUEUED_REQUESTS={env.get('MAX_QUEUED_REQUESTS', 'default')}"
+    )
+    workers_before = server.worker_pids()
+    rss_before = server.rss_kib()
+    with RssSampler(server, 0.25) as sampler:
+        outcomes, wall = drive(
+            server.url, bodies, concurrency=concurrency, total=requests_total, timeout_s=timeout_s
+        )
+    summarize(report, outcomes, wall)
+    shed = [o for o in outcomes if o.status == 503]
+    if shed:
+        shed_ms = [o.latency_s * 1e3 for o in shed]
+        report.rows.append(
+            ("503 latency p50 / max", f"{percentile(shed_ms, 50):.0f} / {max(shed_ms):.0f} ms")
+        )
+    report.rows.append(
+        ("worker RSS before / peak / after",
+         f"{mib(rss_before)} / {mib(sampler.peak_kib)} / {mib(server.rss_kib())}"),
+    )  # fmt: skip
+    healthy = server.healthy()
+    report.rows.append(("healthy afterwards", str(healthy)))
+    report.values.update(served=len(outcomes) - len(shed), shed=len(shed))
+    wrong = [o for o in outcomes if o.status not in (200, 503)]
+    report.check(not wrong, f"{len(wrong)} answers other than 200 or 503: {histogram(wrong)}")
+    bad_503 = [o for o in shed if o.code != "overloaded" or not o.retry_after]
+    report.check(not bad_503, f"{len(bad_503)} 503s without code overloaded and Retry-After")
+    report.check(healthy, "the server is not healthy afterwards")
+    report.check(server.worker_pids() == workers_before, "the worker died or was replaced")
+    return report
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-dir", type=Path, default=ROOT / "function" / "models",
+                   help="folder of *.onnx styles (MODEL_DIR); default function/models")  # fmt: skip
+    p.add_argument("--requests", type=int,
+                   help="requests to send (default: 1000; 4 per client with --overload)")  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=16, help="client threads (16)")
+    p.add_argument("--size", type=int, default=256, help="side of the square JPEGs sent (256)")
+    p.add_argument(
+        "--timeout", type=float, default=120, help="per-request client timeout in s (120)"
+    )
+    p.add_argument("--soak", type=float, metavar="SECONDS",
+                   help="soak mode: constant load for SECONDS, RSS growth checked")  # fmt: skip
+    p.add_argument("--overload", action="store_true",
+                   help="overload mode: QUEUE_TIMEOUT_S small, many more clients than slots")  # fmt: skip
+    p.add_argument("--overload-clients", type=int, default=64, help="clients in overload mode (64)")
+    p.add_argument(
+        "--queue-timeout", type=int, default=1, help="QUEUE_TIMEOUT_S in overload mode (1)"
+    )
+    p.add_argument("--max-queued", type=int, default=None,
+                   help="MAX_QUEUED_REQUESTS for the server (default: the server's own)")  # fmt: skip
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra server environment, e.g. MAX_CONCURRENT_RUNS=2")  # fmt: skip
+    p.add_argument("--server-log", type=Path, help="keep the server's output in this file")
+    args = p.parse_args(argv)
+    if args.requests is None:
+        args.requests = 4 * args.overload_clients if args.overload else 1000
+    if min(args.requests, args.concurrency, args.size, args.overload_clients) < 1:
+        p.error("--requests, --concurrency, --size and --overload-clients must be at least 1")
+    if args.soak is not None and args.overload:
+        p.error("--soak and --overload are separate runs")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = dict(kv.split("=", 1) for kv in args.env)
+    if args.max_queued is not None:
+        env["MAX_QUEUED_REQUESTS"] = str(args.max_queued)
+    if args.overload:
+        env = {"QUEUE_TIMEOUT_S": str(args.queue_timeout), "MAX_CONCURRENT_RUNS": "1", **env}
+    with Server(args.model_dir, env, log_path=args.server_log) as server:
+        if args.soak is not None:
+            report = run_soak(server, duration_s=args.soak, concurrency=args.concurrency,
+                              size=args.size, timeout_s=args.timeout)  # fmt: skip
+        elif args.overload:
+            report = run_overload(server, requests_total=args.requests,
+                                  concurrency=args.overload_clients,
+                                  size=args.size, timeout_s=args.timeout)  # fmt: skip
+        else:
+            report = run_load(server, requests_total=args.requests, concurrency=args.concurrency,
+                              size=args.size, timeout_s=args.timeout)  # fmt: skip
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
