@@ -13,17 +13,21 @@ import base64
 import binascii
 import json
 import logging
+import os
 import sys
+import threading
 import time
 import traceback
 import uuid
+from dataclasses import dataclass
 
 import flask
 import functions_framework
+import onnxruntime as ort
 from config import Config
 from errors import ApiError, invalid_image, invalid_parameter
 from imaging import MEDIA_TYPES, decode_image, encode_image, transfer_luminance
-from inference import StyleRegistry, blend
+from inference import CUDA, StyleRegistry, blend
 from params import parse_options
 from web import Thumbnails, index, thumbnail_style
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
@@ -67,23 +71,68 @@ def _make_logger() -> logging.Logger:
     return logger
 
 
-# Created once per instance, at import, before the first request: the ONNX sessions are the
-# expensive part and every request thread shares them.
 CONFIG = Config.from_env()
 LOG = _make_logger()
-REGISTRY = StyleRegistry(
-    CONFIG.model_dir,
-    default_style=CONFIG.default_style,
-    require_gpu=CONFIG.require_gpu,
-    max_concurrent_runs=CONFIG.max_concurrent_runs,
-    queue_timeout_s=CONFIG.queue_timeout_s,
-    max_queued_requests=CONFIG.max_queued_requests,
-)
-THUMBNAILS = Thumbnails(REGISTRY)
-LOG.info(
-    "ready",
-    extra={"fields": {"provider": REGISTRY.provider, "styles": sorted(REGISTRY.styles)}},
-)
+if not sorted(CONFIG.model_dir.glob("*.onnx")):  # misconfigurations fail the start, loudly
+    raise SystemExit(f"no *.onnx style models in {CONFIG.model_dir}; set MODEL_DIR")
+if CONFIG.require_gpu and CUDA not in ort.get_available_providers():
+    raise SystemExit("REQUIRE_GPU=1 but this onnxruntime build has no CUDA provider")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What each serving process builds once and all its request threads share."""
+
+    registry: StyleRegistry
+    thumbnails: Thumbnails
+
+
+_instances: dict[int, Instance] = {}
+_instances_lock = threading.Lock()
+
+
+def instance() -> Instance:
+    """This process's ONNX Runtime sessions, built on first use in the process that serves.
+
+    Never before a fork: functions-framework imports this module in gunicorn's master process,
+    which then forks the worker, and ONNX Runtime's thread pools and CUDA contexts do not
+    survive a fork (the worker's runs lose their threads, and CUDA fails outright).
+    """
+    pid = os.getpid()
+    with _instances_lock:
+        if pid not in _instances:
+            registry = StyleRegistry(
+                CONFIG.model_dir,
+                default_style=CONFIG.default_style,
+                require_gpu=CONFIG.require_gpu,
+                max_concurrent_runs=CONFIG.max_concurrent_runs,
+                queue_timeout_s=CONFIG.queue_timeout_s,
+                max_queued_requests=CONFIG.max_queued_requests,
+            )
+            _instances.clear()
+            _instances[pid] = Instance(registry, Thumbnails(registry))
+            fields = {"provider": registry.provider, "styles": sorted(registry.styles)}
+            LOG.info("ready", extra={"fields": fields})
+        return _instances[pid]
+
+
+def _load_in_new_worker() -> None:
+    """Right after gunicorn forks the worker, load the models in the background so the first
+    request does not pay for it. A worker that cannot load them (REQUIRE_GPU=1 without a
+    working CUDA provider, a broken model) exits with gunicorn's boot-error status, which stops
+    the whole server: better a failed start than an instance that answers 500s."""
+
+    def load() -> None:
+        try:
+            instance()
+        except BaseException:
+            LOG.critical("could not load the style models", exc_info=True)
+            os._exit(3)  # gunicorn's WORKER_BOOT_ERROR: the master halts
+
+    threading.Thread(target=load, name="load-models", daemon=True).start()
+
+
+os.register_at_fork(after_in_child=_load_in_new_worker)
 
 
 def _read_image_and_fields(request: flask.Request) -> tuple[bytes, dict, bool]:
@@ -160,16 +209,17 @@ def _stylize(
         raise RequestEntityTooLarge()  # before reading a byte of it
     data, fields, as_json = _read_image_and_fields(request)
     opts = parse_options(fields, max_image_side=CONFIG.max_image_side)
-    style = REGISTRY.get(opts.style)
+    registry = instance().registry
+    style = registry.get(opts.style)
     info["style"] = style.name
     # A bounded number of requests past this point (MAX_QUEUED_REQUESTS beyond the running
     # ones), so a burst cannot hold unbounded decoded images; the rest get 503 at once.
-    with REGISTRY.admit():
+    with registry.admit():
         decoded = decode_image(data, max_pixels=CONFIG.max_pixels, max_side=opts.max_size)
         h, w = decoded.rgb.shape[:2]
         info.update(input_bytes=len(data), width=w, height=h, source_format=decoded.source_format)
         t1 = time.perf_counter()
-        out = REGISTRY.stylize(style, decoded.rgb)
+        out = registry.stylize(style, decoded.rgb)
         if opts.preserve_color:
             out = transfer_luminance(decoded.rgb, out)
         out = blend(decoded.rgb, out, opts.strength)
@@ -189,22 +239,25 @@ def _stylize(
     return flask.Response(body, mimetype=MEDIA_TYPES[opts.format])
 
 
+def _styles(registry: StyleRegistry) -> dict:
+    styles = sorted(registry.styles.values(), key=lambda s: s.name)
+    return {"default": registry.default, "styles": [s.describe() for s in styles]}
+
+
 def _route(request: flask.Request, timings: dict, info: dict) -> flask.Response | dict:
     path = request.path.rstrip("/") or "/"
     routes = {
-        "/styles": {"GET": lambda: {
-            "default": REGISTRY.default,
-            "styles": [s.describe() for s in sorted(REGISTRY.styles.values(), key=lambda s: s.name)],
-        }},
+        "/styles": {"GET": lambda: _styles(instance().registry)},
         "/healthz": {"GET": lambda: {
-            "status": "ok", "provider": REGISTRY.provider, "styles": len(REGISTRY.styles),
+            "status": "ok", "provider": instance().registry.provider,
+            "styles": len(instance().registry.styles),
         }},
     }  # fmt: skip
     for p in STYLIZE_PATHS:
         routes[p] = {"POST": lambda: _stylize(request, timings, info)}
     routes["/"]["GET"] = index  # the web page; POST / stays the API
     if (name := thumbnail_style(path)) is not None:
-        routes[path] = {"GET": lambda: THUMBNAILS.response(name)}
+        routes[path] = {"GET": lambda: instance().thumbnails.response(name)}
     if path not in routes:
         raise ApiError(
             404,

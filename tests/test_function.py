@@ -316,7 +316,7 @@ def test_internal_errors_are_logged_not_shown(client, capfd, monkeypatch):
     def explode(style, rgb):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(client.module.REGISTRY, "stylize", explode)
+    monkeypatch.setattr(client.module.instance().registry, "stylize", explode)
     error = assert_error(post_multipart(client, PHOTO_JPEG), 500, "internal")
     assert "secret" not in error["message"]
     logged = capfd.readouterr().out

@@ -98,7 +98,7 @@ def assert_overloaded(r) -> str:
 
 def test_a_request_waits_for_a_slot_then_gets_503(make_client):
     client = make_client(QUEUE_TIMEOUT_S="1", MAX_CONCURRENT_RUNS="1")
-    slots = client.module.REGISTRY._slots
+    slots = client.module.instance().registry._slots
     slots.acquire()  # the only inference slot is busy
     try:
         t0 = time.perf_counter()
@@ -119,7 +119,7 @@ def wait_until(condition, timeout_s: float = 10) -> None:
 
 def test_a_full_queue_answers_503_at_once(make_client):
     client = make_client(QUEUE_TIMEOUT_S="30", MAX_CONCURRENT_RUNS="1", MAX_QUEUED_REQUESTS="1")
-    registry = client.module.REGISTRY
+    registry = client.module.instance().registry
     answers: list = []
     threads = [threading.Thread(target=lambda: answers.append(post(client))) for _ in range(2)]
     registry._slots.acquire()  # the one slot is busy, so admitted requests wait for it
