@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 amp=args.amp,
                 channels_last=args.channels_last,
                 workers=args.workers,
-                checkpoint_every=max(100, args.steps // 4),
-                sample_every=max(100, args.steps // 4),
+                checkpoint_every=500,
+                sample_every=250,
                 resume=str(last) if last.is_file() else None,
             )
             train(cfg)

@@ -312,6 +312,32 @@ def _drain_body(request: flask.Request, response: flask.Response) -> None:
         response.response = iter([response.get_data()])
 
 
+def _as_api_error(e: Exception, request_id: str) -> ApiError:
+    """Client mistakes keep their status; anything else is a bug: logged in full, not shown."""
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, RequestEntityTooLarge):
+        return ApiError(
+            413,
+            "payload_too_large",
+            f"The request body is over {CONFIG.max_request_bytes / 2**20:g} MiB "
+            "(MAX_REQUEST_BYTES). Send a smaller file, e.g. a JPEG at quality 90.",
+        )
+    if isinstance(e, HTTPException):  # malformed multipart, an aborted upload, ...
+        return ApiError(
+            e.code if e.code and 400 <= e.code < 500 else 400,
+            "invalid_request",
+            f"The request body could not be read ({e.name}). Send a complete request.",
+        )
+    LOG.error("internal error", exc_info=e, extra={"fields": {"request_id": request_id}})
+    return ApiError(
+        500,
+        "internal",
+        f"Internal error; it has been logged as request {request_id}. Retry, and report the "
+        "request id if it persists.",
+    )
+
+
 @functions_framework.errorhandler(NotFound)
 def _not_routed(_: NotFound) -> flask.Response:
     """functions-framework answers a few paths itself, before `stylize` sees them (/robots.txt,
@@ -339,39 +365,9 @@ def stylize(request: flask.Request) -> flask.Response:
     error_code = None
     try:
         result = _route(request, timings, info)
-    except ApiError as e:
-        result, error_code = _error_response(e), e.code
-    except RequestEntityTooLarge:
-        limit_mb = CONFIG.max_request_bytes / 2**20
-        result = _error_response(
-            ApiError(
-                413,
-                "payload_too_large",
-                f"The request body is over {limit_mb:g} MiB (MAX_REQUEST_BYTES). "
-                "Send a smaller file, e.g. a JPEG at quality 90.",
-            )
-        )
-        error_code = "payload_too_large"
-    except HTTPException as e:  # malformed multipart, an aborted upload, ...
-        result = _error_response(
-            ApiError(
-                e.code if e.code and 400 <= e.code < 500 else 400,
-                "invalid_request",
-                f"The request body could not be read ({e.name}). Send a complete request.",
-            )
-        )
-        error_code = "invalid_request"
-    except Exception:
-        LOG.exception("internal error", extra={"fields": {"request_id": request_id}})
-        result = _error_response(
-            ApiError(
-                500,
-                "internal",
-                f"Internal error; it has been logged as request {request_id}. Retry, and report "
-                "the request id if it persists.",
-            )
-        )
-        error_code = "internal"
+    except Exception as e:
+        error = _as_api_error(e, request_id)
+        result, error_code = _error_response(error), error.code
     timings["total"] = (time.perf_counter() - start) * 1e3
     rounded = {k: round(v, 2) for k, v in timings.items()}
     if isinstance(result, dict):
