@@ -108,7 +108,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def function_server(
-    source: Path, log: Path, env: dict[str, str] | None = None, startup_s: float = 60
+    source: Path,
+    log: Path,
+    env: dict[str, str] | None = None,
+    startup_s: float = 60,
+    cwd: Path | None = None,
 ) -> Iterator[str]:
     """`functions-framework --target stylize` on 127.0.0.1:<free port>; yields the URL and
     always stops it: SIGTERM, then SIGKILL. (Not SIGINT: with gunicorn 27 an idle server
@@ -120,6 +124,7 @@ def function_server(
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -161,3 +166,23 @@ def live_server(model_dir, tmp_path_factory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("live_server") / "server.log"
     with function_server(FUNCTION_DIR / "main.py", log, {"MODEL_DIR": str(model_dir)}) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def make_client(model_dir):
+    """A test client for an app created with the given extra env vars (read at import)."""
+    import functions_framework
+
+    def make(**env: str):
+        saved = dict(os.environ)
+        os.environ.update({"MODEL_DIR": str(model_dir), **env})
+        try:
+            app = functions_framework.create_app("stylize", str(FUNCTION_DIR / "main.py"))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        client = app.test_client()
+        client.module = sys.modules["main"]  # each app executes main.py into a module of its own
+        return client
+
+    return make

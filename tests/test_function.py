@@ -6,11 +6,9 @@ import base64
 import io
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import functions_framework
 import numpy as np
 import pytest
 import requests
@@ -20,25 +18,6 @@ from tests.conftest import make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
-
-
-@pytest.fixture(scope="module")
-def make_client(model_dir):
-    """A test client for an app created with the given extra env vars (read at import)."""
-    saved = dict(os.environ)
-
-    def make(**env: str):
-        os.environ.update({"MODEL_DIR": str(model_dir), **env})
-        try:
-            app = functions_framework.create_app("stylize", MAIN)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        client = app.test_client()
-        client.module = sys.modules["main"]  # each app executes main.py into a module of its own
-        return client
-
-    return make
 
 
 @pytest.fixture(scope="module")

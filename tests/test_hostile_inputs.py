@@ -8,7 +8,6 @@ import base64
 import io
 import json
 import math
-import os
 import re
 import socket
 import struct
@@ -19,7 +18,6 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-import functions_framework
 import numpy as np
 import pytest
 import requests
@@ -38,23 +36,6 @@ ERROR_CODES = {
     "overloaded",
 }  # fmt: skip
 OPTION_FIELDS = ("style", "strength", "preserve_color", "max_size", "format", "quality")
-
-
-@pytest.fixture(scope="module")
-def make_client(model_dir):
-    """A test client for an app created with the given extra env vars (read at import)."""
-    saved = dict(os.environ)
-
-    def make(**env: str):
-        os.environ.update({"MODEL_DIR": str(model_dir), **env})
-        try:
-            app = functions_framework.create_app("stylize", MAIN)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        return app.test_client()
-
-    return make
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,16 @@ local functions-framework servers (a correct stand-in, a wrong one, and the real
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port, function_server
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
@@ -529,70 +525,11 @@ def stylize(request):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def function_server(source: Path, log: Path, env: dict | None = None, startup_s: float = 60):
-    """Run `functions-framework` on 127.0.0.1:<free port>; yield its URL; always kill it."""
-    port = free_port()
-    cmd = [
-        str(VENV_BIN / "functions-framework"),
-        "--target",
-        "stylize",
-        "--source",
-        str(source),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=source.parent,
-            env={**os.environ, **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so the gunicorn workers die with it
-        )
-    try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2):
-                    break
-            except urllib.error.HTTPError:
-                break  # it answers; the smoke test judges the answer
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"server not up after {startup_s}s:\n{log.read_text()}"
-                    ) from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 def standin(tmp: Path, out_size, provider: str):
     tmp.mkdir()
     source = tmp / "main.py"
     source.write_text(STANDIN.format(out_size=out_size, provider=provider, token=TOKEN))
-    return function_server(source, tmp / "server.log")
+    return function_server(source, tmp / "server.log", cwd=source.parent)
 
 
 @pytest.fixture(scope="module")
@@ -668,6 +605,7 @@ def test_deploy_smoke_flag_runs_smoke_test_with_token(gcloud, good_url):
 )
 def test_smoke_passes_against_real_function(tmp_path):
     env = {"REQUIRE_GPU": "0"}
-    with function_server(REPO / "function" / "main.py", tmp_path / "server.log", env, 120) as url:
+    main = REPO / "function" / "main.py"
+    with function_server(main, tmp_path / "server.log", env, 120, cwd=main.parent) as url:
         result = smoke(url)
     assert result.returncode == 0, result.stdout + result.stderr

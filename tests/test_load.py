@@ -5,14 +5,11 @@ the two overload answers (queue full, queue timeout) in-process."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import sys
 import threading
 import time
 from pathlib import Path
 
-import functions_framework
 import pytest
 from PIL import Image
 
@@ -62,25 +59,6 @@ def test_overload_sheds_with_503_and_stays_up(model_dir, capsys):
 
 
 # --- the two overload answers, in-process -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def make_client(model_dir):
-    """A test client for an app created with the given extra env vars (read at import)."""
-    saved = dict(os.environ)
-
-    def make(**env: str):
-        os.environ.update({"MODEL_DIR": str(model_dir), **env})
-        try:
-            app = functions_framework.create_app("stylize", MAIN)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        client = app.test_client()
-        client.module = sys.modules["main"]  # each app executes main.py into a module of its own
-        return client
-
-    return make
 
 
 JPEG = make_jpeg(32)
