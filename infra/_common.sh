@@ -58,3 +58,6 @@ check_region() {
   [[ " $L4_REGIONS " == *" $REGION "* ]] ||
     log "warning: $REGION is not in the L4 regions known to this script ($L4_REGIONS); the deploy fails if Cloud Run has no L4 GPUs there."
 }
+
+# A flag that takes a value got one.
+need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }

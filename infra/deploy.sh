@@ -69,8 +69,6 @@ Pillow for --smoke.
 EOF
 }
 
-need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
-
 parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in

@@ -33,8 +33,6 @@ Options (env var in brackets, then default; use the values you deployed with):
 EOF
 }
 
-need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
-
 parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in

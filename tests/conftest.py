@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import socket
@@ -40,6 +41,19 @@ def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:
         )
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
         draw.ellipse((x0, y0, x1, y1), fill=color)
+    return img
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def decoded(data: bytes) -> Image.Image:
+    """Fully decoded, so a truncated answer fails here rather than later."""
+    img = Image.open(io.BytesIO(data))
+    img.load()
     return img
 
 

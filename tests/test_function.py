@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import make_photo
+from tests.conftest import decoded, encode, make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
@@ -23,18 +23,6 @@ MAIN = str(ROOT / "function" / "main.py")
 @pytest.fixture(scope="module")
 def client(make_client):
     return make_client()
-
-
-def encode(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def decoded(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
 
 
 PHOTO = make_photo(131, 97, seed=5)  # odd size: W=131, H=97

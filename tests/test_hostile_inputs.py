@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from benchmarks.load import Server
-from tests.conftest import make_photo
+from tests.conftest import decoded, encode, make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
@@ -50,18 +50,6 @@ def small_client(make_client):
 
 
 # --- building hostile bodies ------------------------------------------------------------------
-
-
-def encode(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def decoded(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
 
 
 PHOTO = make_photo(24, 16, seed=3)
