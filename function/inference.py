@@ -68,6 +68,17 @@ def cuda_providers() -> list:
     return [(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), CPU]
 
 
+def check_setup(model_dir: str | Path, require_gpu: bool) -> list[Path]:
+    """The model files, after the checks that need no session (so they are safe to run before
+    a fork): some models exist, and the build has CUDA when a GPU is required."""
+    paths = sorted(Path(model_dir).glob("*.onnx"))
+    if not paths:
+        raise RuntimeError(f"no *.onnx style models in {model_dir}; set MODEL_DIR")
+    if require_gpu and CUDA not in ort.get_available_providers():
+        raise GpuRequiredError("REQUIRE_GPU=1 but this onnxruntime build has no CUDA provider")
+    return paths
+
+
 class StyleRegistry:
     """Every `*.onnx` in `model_dir`, keyed by the style name in its metadata."""
 
@@ -82,17 +93,13 @@ class StyleRegistry:
         max_queued_requests: int = 16,
         threads: int | None = None,
     ):
-        paths = sorted(Path(model_dir).glob("*.onnx"))
-        if not paths:
-            raise RuntimeError(f"no *.onnx style models in {model_dir}; set MODEL_DIR")
+        paths = check_setup(model_dir, require_gpu)
         self.provider = CPU
         providers: list = [CPU]
         if CUDA in ort.get_available_providers():
             if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from pip wheels, onnxruntime >= 1.21
                 ort.preload_dlls()
             providers = cuda_providers()
-        elif require_gpu:
-            raise GpuRequiredError("REQUIRE_GPU=1 but this onnxruntime build has no CUDA provider")
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or available_cpus()

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 
 import flask
 import functions_framework
-import onnxruntime as ort
 from config import Config
 from errors import ApiError, invalid_image, invalid_parameter
 from imaging import MEDIA_TYPES, decode_image, encode_image, transfer_luminance
-from inference import CUDA, StyleRegistry, blend
+from inference import StyleRegistry, blend, check_setup
 from params import parse_options
 from web import Thumbnails, index, thumbnail_style
 from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
@@ -73,10 +72,10 @@ def _make_logger() -> logging.Logger:
 
 CONFIG = Config.from_env()
 LOG = _make_logger()
-if not sorted(CONFIG.model_dir.glob("*.onnx")):  # misconfigurations fail the start, loudly
-    raise SystemExit(f"no *.onnx style models in {CONFIG.model_dir}; set MODEL_DIR")
-if CONFIG.require_gpu and CUDA not in ort.get_available_providers():
-    raise SystemExit("REQUIRE_GPU=1 but this onnxruntime build has no CUDA provider")
+try:  # misconfigurations fail the start, loudly, before the worker is forked
+    check_setup(CONFIG.model_dir, CONFIG.require_gpu)
+except RuntimeError as e:
+    raise SystemExit(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -244,14 +243,15 @@ def _styles(registry: StyleRegistry) -> dict:
     return {"default": registry.default, "styles": [s.describe() for s in styles]}
 
 
+def _health(registry: StyleRegistry) -> dict:
+    return {"status": "ok", "provider": registry.provider, "styles": len(registry.styles)}
+
+
 def _route(request: flask.Request, timings: dict, info: dict) -> flask.Response | dict:
     path = request.path.rstrip("/") or "/"
     routes = {
         "/styles": {"GET": lambda: _styles(instance().registry)},
-        "/healthz": {"GET": lambda: {
-            "status": "ok", "provider": instance().registry.provider,
-            "styles": len(instance().registry.styles),
-        }},
+        "/healthz": {"GET": lambda: _health(instance().registry)},
     }  # fmt: skip
     for p in STYLIZE_PATHS:
         routes[p] = {"POST": lambda: _stylize(request, timings, info)}
