@@ -5,6 +5,8 @@
 
 Each style is trained by training.train with the same flags (a run that already has
 `last.pt` at the requested step count is not retrained), then exported with the parity check.
+`--arch fast` writes NAME.fast.onnx beside NAME.onnx; `--train-only` skips the export (train on a
+GPU machine, export where the function's pinned onnxruntime checks parity).
 """
 
 from __future__ import annotations
@@ -56,19 +58,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--style-size", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--loss-net", default="random-multiscale")
+    p.add_argument("--vgg-weights", help="torchvision-format VGG16 file for --loss-net imagenet")
     p.add_argument("--content-weight", type=float)
     p.add_argument("--style-weight", type=float)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--arch", default="johnson", help="johnson | fast")
+    p.add_argument("--time-budget", type=float, help="seconds per style; stop and save then")
+    p.add_argument("--train-only", action="store_true")
+    p.add_argument("--fp16", action="store_true", help="export float16 weights (GPU serving)")
     args = p.parse_args(argv)
 
     paintings = [c for c in CATALOG if not args.only or c.name in args.only]
     for painting in paintings:
-        run = args.runs / painting.name
+        suffix = "" if args.arch == "johnson" else f".{args.arch}"
+        run = args.runs / f"{painting.name}{suffix}"
         last = run / "last.pt"
-        if not (last.is_file() and load(last)["step"] >= args.steps):
+        if not last.is_file() or (load(last)["step"] < args.steps and not args.time_budget):
             cfg = TrainConfig(
                 style=str(args.styles_dir / f"{painting.name}.jpg"),
                 data=str(args.data),
@@ -78,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                 image_size=args.image_size,
                 style_size=args.style_size,
                 loss_net=args.loss_net,
+                vgg_weights=args.vgg_weights,
                 content_weight=args.content_weight,
                 style_weight=args.style_weight,
                 identity_warmup_steps=args.identity_warmup_steps,
@@ -85,17 +94,22 @@ def main(argv: list[str] | None = None) -> int:
                 amp=args.amp,
                 channels_last=args.channels_last,
                 workers=args.workers,
+                arch=args.arch,
+                time_budget=args.time_budget,
                 checkpoint_every=500,
                 sample_every=250,
                 resume=str(last) if last.is_file() else None,
             )
             train(cfg)
+        if args.train_only:
+            continue
         report = write_model(
             last,
-            args.models / f"{painting.name}.onnx",
+            args.models / f"{painting.name}{suffix}.onnx",
             name=painting.name,
             title=painting.title,
-            artist=f"{painting.artist}",
+            artist=painting.artist,
+            fp16=args.fp16,
         )
         print(f"{painting.name}\n{format_report(report)}", flush=True)
     return 0

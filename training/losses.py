@@ -9,8 +9,10 @@ import torch.nn.functional as F
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, C), normalised by C*H*W so layers of any size compare."""
     n, c, h, w = features.shape
-    f = features.reshape(n, c, h * w).float()  # float32 even under autocast: Grams overflow bf16
-    return f @ f.transpose(1, 2) / (c * h * w)
+    # float32 even under autocast (which would run the matmul in bf16): Grams lose too much.
+    with torch.autocast(features.device.type, enabled=False):
+        f = features.reshape(n, c, h * w).float()
+        return f @ f.transpose(1, 2) / (c * h * w)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,8 @@ def save_loss_plot(log_path: Path, out_path: Path) -> None:
     matplotlib.use("Agg")  # no display on training machines
     import matplotlib.pyplot as plt
 
+    if not Path(log_path).is_file():  # stopped before the first log line
+        return
     records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line]
     if not records:
         return

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from training import checkpoint, data, losses, vgg
 from training.errors import UsageError
-from training.model import ModelConfig, TransformerNet
+from training.model import PRESETS, ModelConfig, TransformerNet
 from training.report import save_loss_plot, save_samples
 
 log = logging.getLogger("training")
@@ -72,8 +72,9 @@ class TrainConfig:
     style_layers: str | None = None  # name:weight,... ; None: all of the loss net's, weight 1
     loss_net: str = "imagenet"  # imagenet | random | random-multiscale
     vgg_weights: str | None = None
-    base_channels: int = 32
-    residual_blocks: int = 5
+    arch: str = "johnson"  # johnson | fast (training.model.PRESETS)
+    base_channels: int | None = None  # None: the arch's preset
+    residual_blocks: int | None = None
     seed: int = 42
     device: str = "auto"
     amp: bool = False  # bf16 autocast, CUDA only
@@ -83,6 +84,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     sample_every: int = 500
     resume: str | None = None
+    # Wall-clock seconds after which training stops and saves as if --steps were reached (a
+    # fixed GPU lease); the checkpoint records the steps really done.
+    time_budget: float | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -133,6 +137,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.steps is not None and cfg.epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
 
+    if distributed and cfg.time_budget:
+        raise UsageError("--time-budget is for single-process runs (ranks would stop apart)")
     device = pick_device(cfg.device, local_rank)
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -144,6 +150,8 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.amp and device.type != "cuda":
         log.warning("--amp is bf16 autocast on CUDA only; training in float32 on %s", device)
     use_amp = cfg.amp and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest conv kernels once
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     paths = data.find_images(cfg.data)
@@ -175,8 +183,13 @@ def train(cfg: TrainConfig) -> Path:
     )
 
     style_sha = sha256_file(cfg.style)
+    if cfg.arch not in PRESETS:
+        raise UsageError(f"unknown --arch {cfg.arch!r}; choose from {list(PRESETS)}")
+    preset = PRESETS[cfg.arch]
     model_config = ModelConfig(
-        base_channels=cfg.base_channels, num_residual_blocks=cfg.residual_blocks
+        arch=cfg.arch,
+        base_channels=cfg.base_channels or preset.base_channels,
+        num_residual_blocks=cfg.residual_blocks or preset.num_residual_blocks,
     )
     ckpt = checkpoint.load(cfg.resume) if cfg.resume else None
     if ckpt is not None:
@@ -249,6 +262,7 @@ def train(cfg: TrainConfig) -> Path:
         total=total_steps, initial=step, disable=not is_main, unit="step", dynamic_ncols=True
     )
     last_log_time, last_log_step = time.perf_counter(), step
+    deadline = time.monotonic() + cfg.time_budget if cfg.time_budget else math.inf
     epoch = step // max(1, len(loader))
     try:
         while step < total_steps:
@@ -256,6 +270,12 @@ def train(cfg: TrainConfig) -> Path:
                 sampler.set_epoch(epoch)
             for batch in loader:
                 if step >= total_steps:
+                    break
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "--time-budget %gs reached at step %d; stopping", cfg.time_budget, step
+                    )
+                    total_steps = step
                     break
                 x = batch.to(device, non_blocking=True, memory_format=memory_format)  # (N, 3, S, S)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -276,7 +296,9 @@ def train(cfg: TrainConfig) -> Path:
                     # .item() syncs the GPU, so losses are read only every log_every steps.
                     record = {"step": step, **{k: v.item() for k, v in terms.items()}}
                     if step <= cfg.identity_warmup_steps:
-                        record["phase"] = "identity_warmup"  # reconstruction only, no perceptual terms
+                        record["phase"] = (
+                            "identity_warmup"  # reconstruction only, no perceptual terms
+                        )
                     if not math.isfinite(record["total_loss"]):
                         raise UsageError(
                             f"loss became {record['total_loss']} at step {step}; "

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# What runs on a lent GPU machine (no internet, ~10 minutes): train every bundled style in both
+# archs at once, then benchmarks/gpu.py. Export happens back on the CPU machine, where the
+# function's pinned onnxruntime checks parity:
+#
+#   python -m export.bundle ... --runs runs/gpu --arch fast       (after unpacking, see README)
+#
+# Needs .carry/gpu/photos (the training photos, shorter side 256) and .carry/gpu/styles; writes
+# to $OUT: weights (no optimizer state) in files under 16 MB, logs + samples in one tarball.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu_out}
+BUDGET=${BUDGET:-330}            # seconds of training per run; all runs share the GPU
+STYLES=${STYLES:-"starry_night great_wave the_scream composition_vii udnie water_lilies"}
+RUNS=/tmp/runs
+mkdir -p "$OUT" "$RUNS/logs"
+export PYTHONUNBUFFERED=1
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, onnxruntime as o; print('torch', torch.__version__, 'ort', o.__version__, o.get_available_providers())"
+echo "== ImageNet weights cached here?"
+ls ~/.cache/torch/hub/checkpoints ~/.cache/huggingface 2>&1 | head -20
+# torchvision's ImageNet VGG16 file, wherever torch hub or a package cache may have put it
+vgg=$(find ~/.cache /opt /usr/local /usr/lib/python3* -xdev -name 'vgg16-397923af.pth' -size +500M \
+  2>/dev/null | head -1)
+if [ -n "$vgg" ]; then
+  echo "found $vgg: training with the ImageNet VGG16 loss"
+  loss=(--loss-net imagenet --vgg-weights "$vgg")
+else
+  echo "none found: random-multiscale loss"
+  loss=(--loss-net random-multiscale --content-weight "${CONTENT_WEIGHT:-4}")
+fi
+
+for arch in johnson fast; do
+  for style in $STYLES; do
+    python3 -m export.bundle --data .carry/gpu/photos --styles-dir .carry/gpu/styles \
+      --runs "$RUNS" --only "$style" --arch "$arch" --train-only --steps 1000000 \
+      --image-size 256 --style-size 512 --batch-size 16 --identity-warmup-steps 0 \
+      --device "${DEVICE:-cuda}" --amp --channels-last --workers 2 --time-budget "$BUDGET" \
+      "${loss[@]}" >"$RUNS/logs/$style.$arch.log" 2>&1 &
+  done
+done
+sleep "${PEEK_AFTER:-60}"; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
+wait
+tail -n 3 "$RUNS"/logs/*.log
+
+python3 - "$RUNS" "$OUT" <<'EOF'
+# Weights-only checkpoints grouped into files under the 16 MB return limit.
+import sys
+from pathlib import Path
+import torch
+runs, out = Path(sys.argv[1]), Path(sys.argv[2])
+group, size, n = {}, 0, 0
+def flush():
+    global group, size, n
+    if group:
+        torch.save(group, out / f"weights_{n}.pt"); n += 1
+    group, size = {}, 0
+for last in sorted(runs.glob("*/last.pt")):
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    ckpt.pop("optimizer", None)
+    mb = sum(v.numel() * 4 for v in ckpt["model"].values()) / 2**20
+    if size + mb > 14:
+        flush()
+    group[last.parent.name] = ckpt; size += mb
+    print(last.parent.name, "step", ckpt["step"], f"{mb:.1f} MB")
+flush()
+EOF
+
+timeout 150 python3 benchmarks/gpu.py ${BENCH_ARGS:-} --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
+tar -czf "$OUT/runs.tar.gz" -C "$RUNS" logs \
+  $(cd "$RUNS" && ls -d gpu.json */log.jsonl */samples */loss.png 2>/dev/null)
+ls -la "$OUT"
