@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# The network architectures a model's `arch` metadata may name (training.model.PRESETS), in the
+# order /styles lists them: johnson is the full network, fast the light one for CPU serving.
+ARCHS = ("johnson", "fast")
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -22,6 +25,13 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> str | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw and raw not in choices:
+        raise SystemExit(f"{name}={raw!r}: expected one of {', '.join(choices)} (or unset)")
+    return raw or None
+
+
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -30,6 +40,7 @@ def _flag(name: str) -> bool:
 class Config:
     model_dir: Path
     default_style: str | None
+    default_arch: str | None  # None: fast on the CPU provider, johnson on CUDA
     max_request_bytes: int
     max_pixels: int
     max_image_side: int
@@ -45,6 +56,7 @@ class Config:
         return cls(
             model_dir=Path(os.environ.get("MODEL_DIR") or HERE / "models"),
             default_style=os.environ.get("DEFAULT_STYLE") or None,
+            default_arch=_choice("DEFAULT_ARCH", ARCHS),
             max_request_bytes=_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024),
             max_pixels=_int("MAX_PIXELS", 40_000_000),
             max_image_side=_int("MAX_IMAGE_SIDE", 2048),

@@ -61,19 +61,20 @@ class StdoutHandler(logging.Handler):
 
 
 def _make_logger() -> logging.Logger:
-    logger = logging.getLogger("stylize")
     handler = StdoutHandler()
     handler.setFormatter(JsonFormatter())
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
+    for name in ("stylize", "inference"):  # inference.py logs session builds and CUDA fallback
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logging.getLogger("stylize")
 
 
 CONFIG = Config.from_env()
 LOG = _make_logger()
 try:  # misconfigurations fail the start, loudly, before the worker is forked
-    check_setup(CONFIG.model_dir, CONFIG.require_gpu)
+    check_setup(CONFIG.model_dir, CONFIG.require_gpu, CONFIG.default_style)
 except RuntimeError as e:
     raise SystemExit(str(e)) from None
 
@@ -91,7 +92,9 @@ _instances_lock = threading.Lock()
 
 
 def instance() -> Instance:
-    """This process's ONNX Runtime sessions, built on first use in the process that serves.
+    """This process's style registry, built on first use in the process that serves. It reads
+    every model's metadata and builds the default style's session; the other sessions are built
+    on their first request (a cold start then costs one session, not one per model).
 
     Never before a fork: functions-framework imports this module in gunicorn's master process,
     which then forks the worker, and ONNX Runtime's thread pools and CUDA contexts do not
@@ -103,6 +106,7 @@ def instance() -> Instance:
             registry = StyleRegistry(
                 CONFIG.model_dir,
                 default_style=CONFIG.default_style,
+                default_arch=CONFIG.default_arch,
                 require_gpu=CONFIG.require_gpu,
                 max_concurrent_runs=CONFIG.max_concurrent_runs,
                 queue_timeout_s=CONFIG.queue_timeout_s,
@@ -110,14 +114,19 @@ def instance() -> Instance:
             )
             _instances.clear()
             _instances[pid] = Instance(registry, Thumbnails(registry))
-            fields = {"provider": registry.provider, "styles": sorted(registry.styles)}
+            fields = {
+                "provider": registry.provider,
+                "styles": sorted(registry.styles),
+                "models": sorted(registry.models),
+                "default": registry.get(None).key,
+            }
             LOG.info("ready", extra={"fields": fields})
         return _instances[pid]
 
 
 def _load_in_new_worker() -> None:
-    """Right after gunicorn forks the worker, load the models in the background so the first
-    request does not pay for it. A worker that cannot load them (REQUIRE_GPU=1 without a
+    """Right after gunicorn forks the worker, build the registry (and the default style's
+    session) in the background so the first request does not pay for it. A worker that cannot load them (REQUIRE_GPU=1 without a
     working CUDA provider, a broken model) exits with gunicorn's boot-error status, which stops
     the whole server: better a failed start than an instance that answers 500s."""
 
@@ -209,8 +218,8 @@ def _stylize(
     data, fields, as_json = _read_image_and_fields(request)
     opts = parse_options(fields, max_image_side=CONFIG.max_image_side)
     registry = instance().registry
-    style = registry.get(opts.style)
-    info["style"] = style.name
+    model = registry.get(opts.style, opts.arch)
+    info.update(style=model.name, arch=model.arch)
     # A bounded number of requests past this point (MAX_QUEUED_REQUESTS beyond the running
     # ones), so a burst cannot hold unbounded decoded images; the rest get 503 at once.
     with registry.admit():
@@ -218,7 +227,7 @@ def _stylize(
         h, w = decoded.rgb.shape[:2]
         info.update(input_bytes=len(data), width=w, height=h, source_format=decoded.source_format)
         t1 = time.perf_counter()
-        out = registry.stylize(style, decoded.rgb)
+        out = registry.stylize(model, decoded.rgb)
         if opts.preserve_color:
             out = transfer_luminance(decoded.rgb, out)
         out = blend(decoded.rgb, out, opts.strength)
@@ -232,15 +241,22 @@ def _stylize(
             "format": opts.format,
             "width": w,
             "height": h,
-            "style": style.name,
+            "style": model.name,
+            "arch": model.arch,
             "timings_ms": timings,  # the caller adds the total, then rounds
         }
     return flask.Response(body, mimetype=MEDIA_TYPES[opts.format])
 
 
 def _styles(registry: StyleRegistry) -> dict:
+    """Each style once, with its archs; from the metadata read at start, so listing the styles
+    builds no session."""
     styles = sorted(registry.styles.values(), key=lambda s: s.name)
-    return {"default": registry.default, "styles": [s.describe() for s in styles]}
+    return {
+        "default": registry.default,
+        "default_arch": registry.default_arch,
+        "styles": [s.describe(registry.default_arch) for s in styles],
+    }
 
 
 def _health(registry: StyleRegistry) -> dict:
@@ -298,7 +314,7 @@ def _add_cors(request: flask.Request, response: flask.Response) -> None:
         return
     response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
     response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
-    response.headers["Access-Control-Expose-Headers"] = "Server-Timing, X-Request-Id"
+    response.headers["Access-Control-Expose-Headers"] = "Server-Timing, X-Request-Id, X-Style-Model"
 
 
 def _drain_body(request: flask.Request, response: flask.Response) -> None:
@@ -377,6 +393,8 @@ def stylize(request: flask.Request) -> flask.Response:
     response = result
     response.headers["Server-Timing"] = ", ".join(f"{k};dur={v:.1f}" for k, v in timings.items())
     response.headers["X-Request-Id"] = request_id
+    if "arch" in info and response.status_code < 400:
+        response.headers["X-Style-Model"] = f"{info['style']}/{info['arch']}"
     _add_cors(request, response)
     _drain_body(request, response)
     LOG.log(

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from config import ARCHS
 from errors import invalid_parameter
 from imaging import MEDIA_TYPES
 
 DEFAULT_MAX_SIZE = 1024
-FIELDS = ("style", "strength", "preserve_color", "max_size", "format", "quality")
+FIELDS = ("style", "arch", "strength", "preserve_color", "max_size", "format", "quality")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -19,6 +20,7 @@ _FALSE = ("0", "false", "no", "off", "")
 @dataclass(frozen=True)
 class Options:
     style: str | None = None  # None: the instance's default style
+    arch: str | None = None  # None: the style's default arch (DEFAULT_ARCH, else by provider)
     strength: float = 1.0
     preserve_color: bool = False
     max_size: int = DEFAULT_MAX_SIZE
@@ -67,6 +69,15 @@ def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
         if not isinstance(style, str):
             raise invalid_parameter(f"style must be a string; got {type(style).__name__}.")
         opts["style"] = style.strip() or None
+    if "arch" in values:
+        arch = values["arch"]
+        arch = arch.strip().lower() if isinstance(arch, str) else arch
+        if not isinstance(arch, str) or arch not in (*ARCHS, ""):  # a JSON list: unhashable
+            raise invalid_parameter(
+                f"arch must be one of {', '.join(ARCHS)} (or left out for the style's default); "
+                f"got {str(arch)[:40]!r}."
+            )
+        opts["arch"] = arch or None
     if "strength" in values:
         strength = _number("strength", values["strength"], float)
         if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):

@@ -65,8 +65,8 @@ class Thumbnails:
         self._sample: np.ndarray | None = None
 
     def jpeg(self, name: str) -> bytes:
-        style = self._registry.get(name)
-        cached = self._cache.get(style.name)
+        model = self._registry.get(name)  # the style's default arch, as a plain request gets
+        cached = self._cache.get(model.key)
         if cached is not None:
             return cached
         if self._sample is None:
@@ -74,9 +74,9 @@ class Thumbnails:
                 self._sample = np.array(img.convert("RGB"))
         # Rendered outside the lock: two first requests may both render, which is harmless,
         # and a slow style never blocks another style's thumbnail.
-        data = encode_image(self._registry.stylize(style, self._sample), None, "jpeg", 85)
+        data = encode_image(self._registry.stylize(model, self._sample), None, "jpeg", 85)
         with self._lock:
-            return self._cache.setdefault(style.name, data)
+            return self._cache.setdefault(model.key, data)
 
     def response(self, name: str) -> flask.Response:
         # An hour: a redeploy may swap a style's model under the same name.

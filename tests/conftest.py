@@ -81,12 +81,14 @@ def style_path(tmp_path_factory) -> Path:
     return p
 
 
-def _train_tiny(style: Path, photos: Path, out: Path) -> Path:
+def _train_tiny(style: Path, photos: Path, out: Path, **arch) -> Path:
+    """8 CPU steps; `arch` may pick another network, e.g. arch="fast", base_channels=4."""
     from training.train import TrainConfig, train
 
     cfg = TrainConfig(
         style=str(style), data=str(photos), out=str(out), steps=8, batch_size=2, image_size=64,
         style_size=96, loss_net="random", workers=0, checkpoint_every=1000, sample_every=1000,
+        **arch,
     )  # fmt: skip
     return train(cfg)
 
@@ -98,12 +100,18 @@ def tiny_checkpoint(photo_dir, style_path, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_dir(tiny_checkpoint, photo_dir, tmp_path_factory) -> Path:
-    """A function/models-like folder: two styles exported (with parity) by our own code."""
+def model_dir(tiny_checkpoint, photo_dir, style_path, tmp_path_factory) -> Path:
+    """A function/models-like folder, exported (with parity) by our own code: styles "dots"
+    (johnson) and "stripes" (johnson, and a tiny fast-arch model, `stripes.fast.onnx`)."""
     from export.onnx_export import write_model
 
     d = tmp_path_factory.mktemp("models")
     write_model(tiny_checkpoint, d / "stripes.onnx", title="Stripes", artist="Test Painter")
+    fast = _train_tiny(
+        style_path, photo_dir, tmp_path_factory.mktemp("tiny_fast_run"),
+        arch="fast", base_channels=4, residual_blocks=1,
+    )  # fmt: skip
+    write_model(fast, d / "stripes.fast.onnx", title="Stripes", artist="Test Painter")
     second = tmp_path_factory.mktemp("style2") / "dots.png"
     make_photo(96, 96, seed=99).save(second)
     ckpt = _train_tiny(second, photo_dir, tmp_path_factory.mktemp("tiny_run2"))
@@ -176,7 +184,7 @@ def serve_function():
 
 @pytest.fixture(scope="session")
 def live_server(model_dir, tmp_path_factory) -> Iterator[str]:
-    """The real function (function/main.py) on the two tiny styles; yields its base URL."""
+    """The real function (function/main.py) on the tiny styles of `model_dir`; yields its URL."""
     log = tmp_path_factory.mktemp("live_server") / "server.log"
     with function_server(FUNCTION_DIR / "main.py", log, {"MODEL_DIR": str(model_dir)}) as url:
         yield url

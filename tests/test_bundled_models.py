@@ -47,18 +47,19 @@ def test_models_are_bundled_and_small():
 
 
 def test_every_model_has_complete_metadata(registry):
-    for name, style in registry.styles.items():
-        missing = [k for k in REQUIRED if not style.metadata.get(k)]
-        assert not missing, f"{name} lacks {missing}"
-        assert style.metadata["name"] == name
-        assert int(style.metadata["training_steps"]) > 0  # never an untrained network
-        assert style.metadata["loss_net"] in ("imagenet-vgg16", "random-vgg16", "random-multiscale")
+    for key, model in registry.models.items():  # every style in every arch it comes in
+        missing = [k for k in REQUIRED if not model.metadata.get(k)]
+        assert not missing, f"{key} lacks {missing}"
+        assert model.metadata["name"] == model.name
+        assert model.metadata.get("arch", "johnson") == model.arch
+        assert int(model.metadata["training_steps"]) > 0  # never an untrained network
+        assert model.metadata["loss_net"] in ("imagenet-vgg16", "random-vgg16", "random-multiscale")
 
 
 def test_every_model_stylizes(registry, photo):
-    for name, style in registry.styles.items():
-        out = registry.stylize(style, photo)
+    for key, model in registry.models.items():
+        out = registry.stylize(model, photo)
         assert out.shape == photo.shape and out.dtype == np.uint8
-        assert out.std() > 5, f"{name} gives a near-constant image"
+        assert out.std() > 5, f"{key} gives a near-constant image"
         diff = np.abs(out.astype(float) - photo.astype(float)).mean()
-        assert diff > MIN_MEAN_ABS_DIFF, f"{name} barely changes the photo ({diff:.1f})"
+        assert diff > MIN_MEAN_ABS_DIFF, f"{key} barely changes the photo ({diff:.1f})"

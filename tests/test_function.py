@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def client(make_client):
 
 PHOTO = make_photo(131, 97, seed=5)  # odd size: W=131, H=97
 PHOTO_JPEG = encode(PHOTO, "JPEG", quality=95)
+PHOTO_B64 = base64.b64encode(PHOTO_JPEG).decode()
 
 
 def post_multipart(client, data: bytes, **fields):
@@ -78,11 +80,18 @@ def test_raw_body_with_fields_in_the_query(client):
 def test_styles_and_health(client):
     styles = client.get("/styles").json
     assert styles["default"] == "dots"  # no starry_night here: the first name in order
+    assert styles["default_arch"] == "fast"  # the CPU provider's choice
     names = [s["name"] for s in styles["styles"]]
-    assert names == ["dots", "stripes"]
+    assert names == ["dots", "stripes"]  # each style once, whatever its archs
     for s in styles["styles"]:
-        assert s["loss_net"] == "random-vgg16" and s["training_steps"] == 8
         assert s["title"] and s["artist"] == "Test Painter"
+        assert [m["arch"] for m in s["models"]] == s["archs"]
+        for m in s["models"]:
+            assert m["loss_net"] == "random-vgg16" and m["training_steps"] == 8
+            assert m["precision"] == "fp32" and m["image_size"] == 64
+    dots, stripes = styles["styles"]
+    assert (dots["archs"], dots["default_arch"]) == (["johnson"], "johnson")  # has no fast
+    assert (stripes["archs"], stripes["default_arch"]) == (["johnson", "fast"], "fast")
     health = client.get("/healthz")
     assert health.json == {"status": "ok", "provider": "CPUExecutionProvider", "styles": 2}
     assert "Server-Timing" in health.headers
@@ -229,6 +238,17 @@ def assert_error(r, status: int, code: str) -> dict:
             400,
             "invalid_parameter",
         ),
+        (lambda c: post_multipart(c, PHOTO_JPEG, arch="turbo"), 400, "invalid_parameter"),
+        (
+            lambda c: c.post("/", json={"image": PHOTO_B64, "arch": ["fast"]}),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            lambda c: post_multipart(c, PHOTO_JPEG, style="dots", arch="fast"),
+            404,
+            "arch_unavailable",
+        ),
         (lambda c: post_multipart(c, PHOTO_JPEG, style="../../etc/passwd"), 404, "unknown_style"),
         (lambda c: post_multipart(c, PHOTO_JPEG, style="ü" * 10_000), 404, "unknown_style"),
         (
@@ -258,6 +278,124 @@ def test_style_names_never_reach_the_filesystem(client, model_dir):
     assert_error(
         post_multipart(client, PHOTO_JPEG, style=str(model_dir / "dots")), 404, "unknown_style"
     )
+
+
+# --- archs: one style, several networks --------------------------------------------------------
+
+
+def stylized_png(r) -> np.ndarray:
+    assert r.status_code == 200, r.data[:300]
+    return np.asarray(decoded(r.data)).astype(int)
+
+
+def test_arch_is_chosen_by_the_request_in_every_request_kind(client):
+    png = encode(PHOTO, "PNG")
+    by_form = {
+        arch: post_multipart(client, png, style="stripes", arch=arch, format="png")
+        for arch in ("johnson", "fast")
+    }
+    for arch, r in by_form.items():
+        assert r.headers["X-Style-Model"] == f"stripes/{arch}"
+    johnson, fast = stylized_png(by_form["johnson"]), stylized_png(by_form["fast"])
+    assert np.abs(johnson - fast).mean() > 1  # two different networks
+    by_query = client.post(
+        "/?style=stripes&arch=FAST&format=png", data=png, content_type="image/png"
+    )
+    assert by_query.headers["X-Style-Model"] == "stripes/fast"
+    assert np.array_equal(stylized_png(by_query), fast)
+    by_json = client.post(
+        "/", json={"image": base64.b64encode(png).decode(), "style": "stripes", "arch": "johnson"}
+    )
+    assert (by_json.json["style"], by_json.json["arch"]) == ("stripes", "johnson")
+    assert by_json.headers["X-Style-Model"] == "stripes/johnson"
+
+
+def test_default_arch_is_fast_on_cpu_else_what_the_style_has(client):
+    r = post_multipart(client, PHOTO_JPEG, style="stripes")
+    assert r.headers["X-Style-Model"] == "stripes/fast"
+    r = post_multipart(client, PHOTO_JPEG, style="dots")  # dots has only johnson
+    assert r.headers["X-Style-Model"] == "dots/johnson"
+    r = post_multipart(client, PHOTO_JPEG, style="stripes", arch="")  # empty: the default
+    assert r.headers["X-Style-Model"] == "stripes/fast"
+
+
+def test_default_arch_env_var(make_client):
+    johnson = make_client(DEFAULT_ARCH="johnson", DEFAULT_STYLE="stripes")
+    assert johnson.get("/styles").json["default_arch"] == "johnson"
+    r = post_multipart(johnson, PHOTO_JPEG)
+    assert r.headers["X-Style-Model"] == "stripes/johnson"
+    assert post_multipart(johnson, PHOTO_JPEG, arch="fast").headers["X-Style-Model"] == (
+        "stripes/fast"
+    )
+    with pytest.raises(SystemExit, match="DEFAULT_ARCH='turbo': expected one of johnson, fast"):
+        make_client(DEFAULT_ARCH="turbo")
+
+
+def test_arch_errors_say_what_is_valid(client):
+    error = assert_error(post_multipart(client, PHOTO_JPEG, arch="turbo"), 400, "invalid_parameter")
+    assert "arch must be one of johnson, fast" in error["message"] and "turbo" in error["message"]
+    error = assert_error(
+        post_multipart(client, PHOTO_JPEG, style="dots", arch="fast"), 404, "arch_unavailable"
+    )
+    assert "'dots' has no 'fast' model; it has johnson" in error["message"]
+    assert "X-Style-Model" not in post_multipart(client, PHOTO_JPEG, arch="turbo").headers
+
+
+def test_two_models_of_one_style_and_arch_are_refused_at_start(make_client, model_dir, tmp_path):
+    for f in ("stripes.onnx", "stripes.fast.onnx", "dots.onnx"):
+        (tmp_path / f).write_bytes((model_dir / f).read_bytes())
+    (tmp_path / "stripes_copy.onnx").write_bytes((model_dir / "stripes.fast.onnx").read_bytes())
+    with pytest.raises(SystemExit) as e:
+        make_client(MODEL_DIR=str(tmp_path))
+    assert str(e.value).startswith(
+        "stripes.fast.onnx and stripes_copy.onnx in " + str(tmp_path) + " are both style "
+        "'stripes' in arch 'fast'; a style has at most one model per arch"
+    )
+
+
+def test_an_unreadable_model_is_refused_at_start(make_client, model_dir, tmp_path):
+    (tmp_path / "dots.onnx").write_bytes((model_dir / "dots.onnx").read_bytes()[:5000])
+    with pytest.raises(SystemExit, match=r"dots\.onnx is not a readable ONNX model"):
+        make_client(MODEL_DIR=str(tmp_path))
+
+
+def test_metadata_is_read_without_onnx_or_a_session(model_dir):
+    """The start-up reader agrees with the onnx package on every field."""
+    import onnx
+    from inference import read_metadata
+
+    for path in sorted(model_dir.glob("*.onnx")):
+        expected = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert read_metadata(path) == expected and expected["name"] in ("dots", "stripes")
+
+
+def session_logs(out: str) -> list[str]:
+    """The models whose sessions were built, from the JSON log lines."""
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line["model"] for line in lines if line["message"] == "session created"]
+
+
+def test_sessions_are_lazy_and_concurrent_first_requests_build_one(make_client, capfd):
+    capfd.readouterr()
+    fresh = make_client()  # a process-like instance of its own, no sessions yet
+    assert fresh.get("/styles").status_code == 200  # builds the registry: metadata + default
+    registry = fresh.module.instance().registry
+    assert session_logs(capfd.readouterr().out) == ["dots/johnson"]  # the default, warmed
+    built = {key for key, m in registry.models.items() if m.session is not None}
+    assert built == {"dots/johnson"}  # /styles built nothing else
+
+    barrier = threading.Barrier(8)
+
+    def first_request(_):
+        barrier.wait()  # all eight at once, before any of them has the session
+        return post_multipart(fresh, PHOTO_JPEG, style="stripes", arch="fast", format="png")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(first_request, range(8)))
+    assert all(r.status_code == 200 for r in results)
+    assert len({r.data for r in results}) == 1
+    assert session_logs(capfd.readouterr().out) == ["stripes/fast"]  # once, not eight times
+    assert registry.models["stripes/johnson"].session is None  # never asked for
 
 
 def test_payload_and_pixel_limits(make_client):
@@ -357,3 +495,35 @@ def test_real_server_refuses_an_oversized_body_cleanly(server):
     )
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     assert requests.get(server + "/healthz", timeout=10).ok  # and still serves
+
+
+def test_real_server_cold_start_warms_the_default_and_builds_the_rest_on_use(
+    serve_function, model_dir, tmp_path
+):
+    """The first response from a fresh process, on styles of both archs: the default style's
+    session is built at start, any other on its first request, each once, with correct output.
+    (Timings are not asserted: `README` and the report give the measured cold start.)"""
+    import onnxruntime as ort
+
+    log = tmp_path / "server.log"
+    env = {"MODEL_DIR": str(model_dir), "DEFAULT_STYLE": "stripes"}
+    with serve_function(Path(MAIN), log, env) as url:  # returns at the first /healthz answer
+        assert session_logs(log.read_text())[-1] == "stripes/fast"  # warmed before any POST
+        png = encode(PHOTO, "PNG")
+        answers = {}
+        for arch in (None, "johnson", "johnson"):
+            query = "?format=png" + (f"&arch={arch}" if arch else "")
+            r = requests.post(
+                url + query, data=png, headers={"Content-Type": "image/png"}, timeout=30
+            )
+            assert r.status_code == 200, r.text
+            answers[r.headers["X-Style-Model"]] = np.asarray(decoded(r.content))
+        built = session_logs(log.read_text())
+    assert sorted(answers) == ["stripes/fast", "stripes/johnson"]
+    assert built.count("stripes/fast") == 1 and built.count("stripes/johnson") == 1
+    assert "dots/johnson" not in built  # never asked for
+    for key, got in answers.items():
+        name = "stripes.fast.onnx" if key.endswith("/fast") else "stripes.onnx"
+        session = ort.InferenceSession(str(model_dir / name), providers=["CPUExecutionProvider"])
+        (expected,) = session.run(None, {"image": np.asarray(PHOTO)[None]})
+        assert np.abs(got.astype(int) - expected[0]).max() <= 1  # thread count may round apart

@@ -163,8 +163,15 @@ def test_page_stylizes_an_uploaded_photo(page, photo):
     assert response.request.url == page.url  # a relative URL: POST / wherever the page is
     sent = page.evaluate("window.sentForms")
     assert sent == [
-        {"image": path.name, "style": "stripes", "strength": "0.8", "preserve_color": "true"}
+        {
+            "image": path.name,
+            "style": "stripes",
+            "arch": "fast",  # stripes has both archs; "Best quality" starts off on a CPU
+            "strength": "0.8",
+            "preserve_color": "true",
+        }
     ]
+    assert response.headers["x-style-model"] == "stripes/fast"
 
     page.wait_for_selector("#result", state="visible")
     assert natural_size(page, "#result") == size
@@ -208,6 +215,21 @@ def test_dropping_a_photo_selects_it(page, photo_dir):
     wait_until(page, "document.getElementById('original').naturalWidth > 0")
     with Image.open(photo_dir / "photo_1.jpg") as img:
         assert natural_size(page, "#original") == img.size
+
+
+def test_best_quality_asks_for_johnson_where_a_style_has_both(page, photo_dir):
+    page.set_input_files("#file", str(photo_dir / "photo_2.jpg"))
+    page.evaluate(SPY_ON_FETCH)
+    page.get_by_label("Best quality (slower)").check()
+    for name, model in (("Stripes", "stripes/johnson"), ("Dots", "dots/johnson")):
+        page.get_by_text(name).click()
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.get_by_role("button", name="Stylize").click()
+        assert answer.value.status == 200 and answer.value.headers["x-style-model"] == model
+        page.wait_for_selector("#result", state="visible")
+    stripes, dots = page.evaluate("window.sentForms")
+    assert stripes["arch"] == "johnson"
+    assert "arch" not in dots  # dots has one arch: the server's default for it
 
 
 def save_screenshot(png: bytes, path: Path) -> None:
