@@ -34,7 +34,8 @@ for arch in johnson fast; do
   for style in $STYLES; do
     python3 -m export.bundle --data .carry/gpu/photos --styles-dir .carry/gpu/styles \
       --runs "$RUNS" --only "$style" --arch "$arch" --train-only --steps 1000000 \
-      --image-size 256 --style-size 512 --batch-size 16 --identity-warmup-steps 0 \
+      --image-size "${IMAGE_SIZE:-128}" --style-size "${STYLE_SIZE:-256}" \
+      --batch-size "${BATCH:-4}" --identity-warmup-steps 0 \
       --device "${DEVICE:-cuda}" --amp --channels-last --workers 2 --time-budget "$BUDGET" \
       "${loss[@]}" >"$RUNS/logs/$style.$arch.log" 2>&1 &
   done
@@ -55,7 +56,8 @@ def flush():
     if group:
         torch.save(group, out / f"weights_{n}.pt"); n += 1
     group, size = {}, 0
-for last in sorted(runs.glob("*/last.pt")):
+# largest first, so the big johnson weights pair up and the small fast ones share one file
+for last in sorted(runs.glob("*/last.pt"), key=lambda p: (".fast" in p.parent.name, p.parent.name)):
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     ckpt.pop("optimizer", None)
     mb = sum(v.numel() * 4 for v in ckpt["model"].values()) / 2**20
@@ -66,7 +68,7 @@ for last in sorted(runs.glob("*/last.pt")):
 flush()
 EOF
 
-timeout 150 python3 benchmarks/gpu.py ${BENCH_ARGS:-} --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
+[ -z "${SKIP_BENCH:-}" ] && timeout 150 python3 benchmarks/gpu.py --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
 tar -czf "$OUT/runs.tar.gz" -C "$RUNS" logs \
   $(cd "$RUNS" && ls -d gpu.json */log.jsonl */samples */loss.png 2>/dev/null)
 ls -la "$OUT"

@@ -49,6 +49,7 @@ def project_version() -> str:
 def build_metadata(meta: dict, *, name: str, title: str, artist: str, precision: str) -> dict:
     """The model's metadata_props: every value a string, read by the function's /styles."""
     train_cfg = meta.get("train_config", {})
+    distilled = meta.get("distilled_from")
     return {
         "name": name,
         "title": title,
@@ -62,7 +63,13 @@ def build_metadata(meta: dict, *, name: str, title: str, artist: str, precision:
         "model_config": json.dumps(meta["model_config"], sort_keys=True),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "project_version": project_version(),
-    }
+    } | (
+        {
+            "distilled_from": f"{distilled['arch']}, {distilled['step']} steps, {distilled['loss_net']}"
+        }
+        if distilled
+        else {}
+    )
 
 
 def export_onnx(

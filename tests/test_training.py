@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,9 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import make_painting
 from training import checkpoint, data
 from training.errors import UsageError
-from training.model import ModelConfig, TransformerNet
+from training.model import PRESETS, ModelConfig, TransformerNet
 from training.train import TrainConfig, train
 from training.vgg import VGG16Features, build_loss_net
 
@@ -244,3 +246,31 @@ def test_identity_warmup_learns_to_reproduce_the_photo(photo_dir, style_path, tm
     assert [r["step"] for r in warmup] == list(range(1, 11))
     assert warmup[-1]["reconstruction_loss"] < 0.5 * warmup[0]["reconstruction_loss"]
     assert all("style_loss" in r for r in records[10:])  # then the perceptual loss takes over
+
+
+def test_fast_arch_distills_from_a_teacher(photo_dir, style_path, tmp_path, tiny_run):
+    cfg = tiny_config(
+        photo_dir, style_path, tmp_path, steps=12, arch="fast", base_channels=4,
+        residual_blocks=1, teacher=str(tiny_run / "last.pt"), lr=3e-3,
+    )  # fmt: skip
+    ckpt = checkpoint.load(train(cfg))
+    assert ckpt["model_config"] == {"arch": "fast", "base_channels": 4, "num_residual_blocks": 1}
+    assert ckpt["distilled_from"] == {"arch": "johnson", "step": 20, "loss_net": "random-vgg16"}
+    losses = [r["distill_loss"] for r in read_log(tmp_path)]
+    assert all(math.isfinite(v) for v in losses) and min(losses[-3:]) < losses[0]
+
+
+def test_teacher_of_another_style_is_refused(photo_dir, tmp_path, tiny_run):
+    other = tmp_path / "other.png"
+    make_painting(size=64).save(other)
+    cfg = tiny_config(photo_dir, other, tmp_path / "run", teacher=str(tiny_run / "last.pt"))
+    with pytest.raises(UsageError, match="another style"):
+        train(cfg)
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (9, 17), (97, 131), (64, 64)])
+def test_fast_arch_keeps_any_size(height, width):
+    model = TransformerNet(PRESETS["fast"]).eval()
+    with torch.no_grad():
+        y = model(torch.rand(1, 3, height, width) * 255)
+    assert y.shape == (1, 3, height, width) and torch.isfinite(y).all()

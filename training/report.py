@@ -37,7 +37,14 @@ def save_loss_plot(log_path: Path, out_path: Path) -> None:
     if not records:
         return
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    keys = ("total_loss", "content_loss", "style_loss", "tv_loss", "reconstruction_loss")
+    keys = (
+        "total_loss",
+        "content_loss",
+        "style_loss",
+        "tv_loss",
+        "reconstruction_loss",
+        "distill_loss",
+    )
     for key in keys:
         points = [(r["step"], r[key]) for r in records if r.get(key, 0) > 0]
         if points:
