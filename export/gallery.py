@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             pairs.append(pair)
         print(name, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    grid(rows).save(args.out / "gallery.jpg", quality=85, optimize=True)
+    grid(rows).save(args.out / "gallery.jpg", quality=80, optimize=True)
     if pairs:
-        grid(pairs).save(args.out / "fast_vs_johnson.jpg", quality=85, optimize=True)
+        grid(pairs).save(args.out / "fast_vs_johnson.jpg", quality=80, optimize=True)
     return 0
 
 

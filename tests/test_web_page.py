@@ -180,9 +180,6 @@ def test_page_stylizes_an_uploaded_photo(page, photo):
     assert page.text_content("#status") == ""  # the busy indicator is gone
     assert page.is_enabled("#go")
 
-    if os.environ.get("UPDATE_SCREENSHOT") == "1":
-        save_screenshot(page.screenshot(full_page=True), SCREENSHOT)
-
 
 def test_page_shows_the_api_error_for_a_non_image(page, tmp_path, live_server):
     note = tmp_path / "notes.txt"
@@ -237,3 +234,26 @@ def save_screenshot(png: bytes, path: Path) -> None:
     img = Image.open(io.BytesIO(png)).convert("RGB").quantize(256)
     path.parent.mkdir(exist_ok=True)
     img.save(path, optimize=True)
+
+
+@pytest.mark.skipif(
+    os.environ.get("UPDATE_SCREENSHOT") != "1" or not KODAK.exists(),
+    reason="rewrites docs/web_page.png on the bundled styles; set UPDATE_SCREENSHOT=1",
+)
+def test_screenshot_of_the_bundled_styles(browser, tmp_path):
+    """The README's picture: the bundled styles, a Kodak photo, The Starry Night."""
+    from tests.conftest import FUNCTION_DIR, function_server
+
+    env = {"MODEL_DIR": str(FUNCTION_DIR / "models")}
+    with function_server(FUNCTION_DIR / "main.py", tmp_path / "server.log", env) as url:
+        context = browser.new_context(viewport={"width": 1100, "height": 700})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(url + "/")
+        wait_until(page, "[...document.querySelectorAll('.style img')].every(i => i.naturalWidth)")
+        page.set_input_files("#file", str(KODAK.with_name("kodim23.png")))
+        page.get_by_text("The Starry Night").click()
+        page.get_by_role("button", name="Stylize").click()
+        page.wait_for_selector("#result", state="visible")
+        save_screenshot(page.screenshot(full_page=True), SCREENSHOT)
+        context.close()
