@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.latency import time_ms
 from training.model import PRESETS, TransformerNet
 
 VARIANTS = {  # name: (dtype for autocast or None, memory format)
@@ -38,6 +39,7 @@ VARIANTS = {  # name: (dtype for autocast or None, memory format)
 COLD_START = """
 import time, torch, sys
 sys.path.insert(0, {root!r})
+from benchmarks.latency import time_ms
 from training.model import PRESETS, TransformerNet
 net = TransformerNet(PRESETS[{arch!r}]).cuda().eval()
 x = torch.rand(1, 3, 512, 512, device="cuda") * 255
@@ -110,27 +112,16 @@ def bench_ort(arch: str, sizes: list[int], warmup: int, iters: int, workdir: Pat
         session = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider"])
         for size in sizes:
             image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
-            t = time_wall(lambda s=session, i=image: s.run(None, {"image": i}), warmup, iters)
+            t = time_ms(lambda s=session, i=image: s.run(None, {"image": i}), warmup, iters)
             rows.append(row(arch, f"ort cuda {precision}", size, 1, t))
             print(fmt_row(rows[-1]), flush=True)
             binding = session.io_binding()
             binding.bind_ortvalue_input("image", ort.OrtValue.ortvalue_from_numpy(image, "cuda", 0))
             binding.bind_output("stylized", "cuda")
-            t = time_wall(lambda s=session, b=binding: s.run_with_iobinding(b), warmup, iters)
+            t = time_ms(lambda s=session, b=binding: s.run_with_iobinding(b), warmup, iters)
             rows.append(row(arch, f"ort cuda {precision} iobinding", size, 1, t))
             print(fmt_row(rows[-1]), flush=True)
     return rows
-
-
-def time_wall(fn, warmup: int, iters: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
 
 
 def cold_start(arch: str) -> dict:

@@ -71,12 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         style = registry.styles[name]
         title = style.describe(registry.default_arch)["title"]
         painting = tile(Image.open(args.styles_dir / f"{name}.jpg"))
-        rows.append([label(painting, title)])
-        rows[-1] += [label(stylize(name, "johnson", im), name) for im in photos.values()]
+        johnson = [stylize(name, "johnson", im) for im in photos.values()]
+        rows.append([label(painting, title)] + [label(t, name) for t in johnson])
         if "fast" in style.models and "johnson" in style.models:
             pair = [label(painting, title)]
-            for im in list(photos.values())[:2]:
-                pair += [label(stylize(name, a, im), f"{name} {a}") for a in ("johnson", "fast")]
+            for im, by_johnson in list(zip(photos.values(), johnson, strict=True))[:2]:
+                pair += [label(by_johnson, f"{name} johnson")]
+                pair += [label(stylize(name, "fast", im), f"{name} fast")]
             pairs.append(pair)
         print(name, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
