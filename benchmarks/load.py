@@ -5,9 +5,8 @@
     python benchmarks/load.py --soak 300            # 5 minutes; RSS sampled; fails on a leak
     python benchmarks/load.py --overload            # QUEUE_TIMEOUT_S=1, 64 clients, 1 slot
 
-The script starts the server itself (MODEL_DIR from --model-dir, default function/models), in
-its own process group, and always stops it (SIGINT, gunicorn's quick shutdown, then SIGKILL).
-Clients are threads with one requests.Session each, posting raw `image/jpeg` bodies. It prints
+The script starts the server itself (devtools.server.FunctionServer; MODEL_DIR from
+--model-dir, default function/models) and always stops it. Clients are threads with one requests.Session each, posting raw `image/jpeg` bodies. It prints
 a table: errors, status histogram, latency p50/p95/p99, throughput, and the gunicorn worker's
 resident memory (VmRSS from /proc) before, in the middle of and after the run.
 
@@ -22,188 +21,27 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import io
 import math
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import requests
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-MAIN = ROOT / "function" / "main.py"
-HOST = "127.0.0.1"  # never anything else: this drives our own server only
+if str(ROOT) not in sys.path:  # `python benchmarks/load.py` puts only benchmarks/ on the path
+    sys.path.insert(0, str(ROOT))
+from devtools.images import make_jpeg  # noqa: E402
+from devtools.server import FunctionServer  # noqa: E402
+
 MAX_SOAK_GROWTH = 0.10
 
 
-# --- the server -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def read_rss_kib(pid: int) -> int:
-    """Resident set size of one process, from /proc/PID/status (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of `pid`, from /proc/*/stat (the field after the command is the state,
-    then the parent pid; the command may contain spaces and parentheses, so split at the last)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:  # the process ended while we looked
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return sorted(children)
-
-
-class Server:
-    """`functions-framework --target stylize` on 127.0.0.1:<free port>, as a context manager.
-
-    functions-framework is the gunicorn master; the function runs in its forked worker, which is
-    whose memory we measure. `env` adds to (and overrides) the current environment.
-    """
-
-    def __init__(
-        self,
-        model_dir: Path | str,
-        env: dict[str, str] | None = None,
-        *,
-        log_path: Path | None = None,
-        startup_s: float = 120.0,
-    ):
-        self.model_dir = Path(model_dir)
-        if not any(self.model_dir.glob("*.onnx")):
-            raise SystemExit(
-                f"no *.onnx models in {self.model_dir}: pass --model-dir (export one with "
-                "`python -m export ...`, see README)"
-            )
-        self.env = {**os.environ, "MODEL_DIR": str(self.model_dir), **(env or {})}
-        self.startup_s = startup_s
-        self._own_log = log_path is None
-        if log_path is None:
-            fd, name = tempfile.mkstemp(prefix="styleserve-", suffix=".log")
-            os.close(fd)
-            log_path = Path(name)
-        self.log_path = log_path
-        self.port = free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def __enter__(self) -> Server:
-        cmd = [sys.executable, "-m", "functions_framework", "--target", "stylize",
-               "--source", str(MAIN), "--host", HOST, "--port", str(self.port)]  # fmt: skip
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                cmd,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so the worker goes with it
-            )
-        try:
-            self._wait_until_up()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _wait_until_up(self) -> None:
-        deadline = time.monotonic() + self.startup_s
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}):\n{self.log_tail()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).ok and self.worker_pids():
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not up after {self.startup_s:g} s:\n{self.log_tail()}")
-            time.sleep(0.2)
-
-    def stop(self, grace_s: float = 3.0) -> None:
-        """SIGINT (gunicorn's quick shutdown), then SIGKILL after `grace_s`. The grace is short
-        because the worker often cannot exit: it inherits ONNX Runtime sessions created before
-        gunicorn forked it, and their thread pool's teardown waits forever for threads that
-        exist only in the master."""
-        if self.proc is None:
-            return
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=grace_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        self.proc = None
-        if self._own_log:
-            self.log_path.unlink(missing_ok=True)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    def worker_pids(self) -> list[int]:
-        assert self.proc is not None
-        return child_pids(self.proc.pid)
-
-    def rss_kib(self) -> int:
-        """The workers' resident memory, summed (WORKERS=1 by default: one worker)."""
-        total = 0
-        for pid in self.worker_pids():
-            with contextlib.suppress(OSError):  # a worker exiting right now
-                total += read_rss_kib(pid)
-        return total
-
-    def healthy(self) -> bool:
-        try:
-            r = requests.get(self.url + "/healthz", timeout=10)
-            return r.status_code == 200 and r.json().get("status") == "ok"
-        except (requests.RequestException, ValueError):
-            return False
-
-
 # --- the clients ------------------------------------------------------------------------------
-
-
-def make_jpeg(size: int, seed: int = 0, quality: int = 90) -> bytes:
-    """A size x size photo-like JPEG: gradients plus noise, so it compresses like a photo."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    base = np.stack([xx, yy, 1 - xx * yy], axis=-1) * 200 + 25
-    pixels = np.clip(base + rng.normal(0, 8, (size, size, 3)), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -280,7 +118,7 @@ def drive(
 class RssSampler:
     """Samples the server's RSS every `interval_s` on a thread: (seconds since start, KiB)."""
 
-    def __init__(self, server: Server, interval_s: float):
+    def __init__(self, server: FunctionServer, interval_s: float):
         self.server, self.interval_s = server, interval_s
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
@@ -315,7 +153,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def mib(kib: int) -> str:
+def mib(kib: float) -> str:
     return f"{kib / 1024:.1f} MiB"
 
 
@@ -374,7 +212,7 @@ def summarize(report: Report, outcomes: list[Outcome], wall_s: float) -> None:
         report.rows.append(("example error", f"{o.status} {o.code or ''} {o.detail}".strip()))
 
 
-def describe_setup(server: Server, concurrency: int, size: int, body: bytes) -> str:
+def describe_setup(server: FunctionServer, concurrency: int, size: int, body: bytes) -> str:
     provider = requests.get(server.url + "/healthz", timeout=10).json()["provider"]
     return (
         f"{concurrency} clients, {size}x{size} JPEG ({len(body) / 1024:.1f} kB) as raw "
@@ -386,7 +224,12 @@ def describe_setup(server: Server, concurrency: int, size: int, body: bytes) -> 
 
 
 def run_load(
-    server: Server, *, requests_total: int, concurrency: int, size: int, timeout_s: float = 120
+    server: FunctionServer,
+    *,
+    requests_total: int,
+    concurrency: int,
+    size: int,
+    timeout_s: float = 120,
 ) -> Report:
     """A fixed number of requests; RSS before, when half are answered, and after."""
     bodies = [make_jpeg(size, seed) for seed in range(8)]
@@ -419,7 +262,12 @@ def run_load(
 
 
 def run_soak(
-    server: Server, *, duration_s: float, concurrency: int, size: int, timeout_s: float = 120
+    server: FunctionServer,
+    *,
+    duration_s: float,
+    concurrency: int,
+    size: int,
+    timeout_s: float = 120,
 ) -> Report:
     """Constant load for `duration_s`; RSS sampled throughout. A leak shows as growth over the
     second half (the first half absorbs warm-up: arenas, caches, ONNX Runtime's buffers)."""
@@ -462,7 +310,12 @@ def run_soak(
 
 
 def run_overload(
-    server: Server, *, requests_total: int, concurrency: int, size: int, timeout_s: float = 180
+    server: FunctionServer,
+    *,
+    requests_total: int,
+    concurrency: int,
+    size: int,
+    timeout_s: float = 180,
 ) -> Report:
     """Far more clients than the server can serve: each request must either wait and succeed or
     get 503 `overloaded` with Retry-After; the worker must survive and stay healthy."""
@@ -548,7 +401,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         env["MAX_QUEUED_REQUESTS"] = str(args.max_queued)
     if args.overload:
         env = {"QUEUE_TIMEOUT_S": str(args.queue_timeout), "MAX_CONCURRENT_RUNS": "1", **env}
-    with Server(args.model_dir, env, log_path=args.server_log) as server:
+    if not any(args.model_dir.glob("*.onnx")):
+        raise SystemExit(
+            f"no *.onnx models in {args.model_dir}: pass --model-dir (export one with "
+            "`python -m export ...`, see README)"
+        )
+    with FunctionServer(args.model_dir, env, log_path=args.server_log) as server:
         if args.soak is not None:
             report = run_soak(server, duration_s=args.soak, concurrency=args.concurrency,
                               size=args.size, timeout_s=args.timeout)  # fmt: skip

@@ -1,12 +1,12 @@
 """Train and export the styles bundled in function/models, one after another.
 
-    python -m export.bundle --data ../shared/data/photos --styles-dir ../shared/data/styles \
-        --runs runs/bundled --models function/models --steps 800 --image-size 128
+    python -m export.bundle --only starry_night -- --arch fast --steps 1000 --image-size 256
 
-Each style is trained by training.train with the same flags (a run that already has
-`last.pt` at the requested step count is not retrained), then exported with the parity check.
-`--arch fast` writes NAME.fast.onnx beside NAME.onnx; `--train-only` skips the export (train on a
-GPU machine, export where the function's pinned onnxruntime checks parity).
+Flags after `--` are training.train's (`python -m training.train --help`); --style, --data and
+--out are filled in per style. A style whose run already has `last.pt` at the requested step
+count is not retrained, so an interrupted bundle resumes. Each network is then exported with the
+parity check: the johnson arch to NAME.onnx, any other to NAME.ARCH.onnx. `--train-only` skips
+the export (train on a GPU machine, export where the function's pinned onnxruntime checks parity).
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from export.onnx_export import write_model
 from export.parity import format_report
 from training.checkpoint import load
-from training.train import TrainConfig, train
+from training.errors import UsageError
+from training.train import parse_args, train
 
 log = logging.getLogger("bundle")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @dataclass(frozen=True)
@@ -41,71 +43,72 @@ CATALOG = (
     Painting("composition_vii", "Composition VII", "Wassily Kandinsky", "1913"),
     Painting("udnie", "Udnie (Young American Girl, The Dance)", "Francis Picabia", "1913"),
     Painting("water_lilies", "Water Lilies", "Claude Monet", "1919"),
+    Painting(
+        "wheat_field_with_cypresses", "Wheat Field with Cypresses", "Vincent van Gogh", "1889"
+    ),
+    Painting("the_kiss", "The Kiss", "Gustav Klimt", "1907-1908"),
+    Painting(
+        "grande_jatte",
+        "A Sunday Afternoon on the Island of La Grande Jatte",
+        "Georges Seurat",
+        "1884-1886",
+    ),
+    Painting(
+        "shipwreck_of_the_minotaur", "The Shipwreck of the Minotaur", "J. M. W. Turner", "c. 1810"
+    ),
+    # The source names no title; SOURCES.md dates it to his Paris cubist period.
+    Painting("mondrian_cubist_composition", "Cubist Composition", "Piet Mondrian", "c. 1912-1914"),
 )
+
+
+def model_file(models: Path, name: str, arch: str) -> Path:
+    return models / (f"{name}.onnx" if arch == "johnson" else f"{name}.{arch}.onnx")
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    own, train_flags = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    )
     p = argparse.ArgumentParser(prog="python -m export.bundle", description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--styles-dir", type=Path, required=True)
+    p.add_argument("--data", type=Path, default=SHARED / "photos")
+    p.add_argument("--styles-dir", type=Path, default=SHARED / "styles")
     p.add_argument("--runs", type=Path, default=Path("runs/bundled"))
     p.add_argument("--models", type=Path, default=Path("function/models"))
     p.add_argument("--only", nargs="*", help="style names to do (default: the whole catalog)")
-    p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--identity-warmup-steps", type=int, default=100)
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--style-size", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--loss-net", default="random-multiscale")
-    p.add_argument("--vgg-weights", help="torchvision-format VGG16 file for --loss-net imagenet")
-    p.add_argument("--content-weight", type=float)
-    p.add_argument("--style-weight", type=float)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", action="store_true")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--arch", default="johnson", help="johnson | fast")
-    p.add_argument("--time-budget", type=float, help="seconds per style; stop and save then")
     p.add_argument("--train-only", action="store_true")
     p.add_argument("--fp16", action="store_true", help="export float16 weights (GPU serving)")
-    args = p.parse_args(argv)
+    args = p.parse_args(own)
+    unknown = set(args.only or ()) - {c.name for c in CATALOG}
+    if unknown:
+        p.error(f"unknown styles {sorted(unknown)}; the catalog has {[c.name for c in CATALOG]}")
+    base = parse_args([*train_flags, "--style", "-", "--data", str(args.data), "--out", "-"])
 
-    paintings = [c for c in CATALOG if not args.only or c.name in args.only]
-    for painting in paintings:
-        suffix = "" if args.arch == "johnson" else f".{args.arch}"
-        run = args.runs / f"{painting.name}{suffix}"
+    for painting in (c for c in CATALOG if not args.only or c.name in args.only):
+        run = args.runs / (
+            painting.name if base.arch == "johnson" else f"{painting.name}.{base.arch}"
+        )
         last = run / "last.pt"
-        if not last.is_file() or (load(last)["step"] < args.steps and not args.time_budget):
-            cfg = TrainConfig(
-                style=str(args.styles_dir / f"{painting.name}.jpg"),
-                data=str(args.data),
-                out=str(run),
-                steps=args.steps,
-                batch_size=args.batch_size,
-                image_size=args.image_size,
-                style_size=args.style_size,
-                loss_net=args.loss_net,
-                vgg_weights=args.vgg_weights,
-                content_weight=args.content_weight,
-                style_weight=args.style_weight,
-                identity_warmup_steps=args.identity_warmup_steps,
-                device=args.device,
-                amp=args.amp,
-                channels_last=args.channels_last,
-                workers=args.workers,
-                arch=args.arch,
-                time_budget=args.time_budget,
-                checkpoint_every=500,
-                sample_every=250,
-                resume=str(last) if last.is_file() else None,
-            )
-            train(cfg)
+        cfg = replace(
+            base,
+            style=str(args.styles_dir / f"{painting.name}.jpg"),
+            out=str(run),
+            resume=str(last) if last.is_file() else base.resume,
+        )
+        try:
+            if not last.is_file() or (
+                load(last)["step"] < (cfg.steps or 0) and not cfg.time_budget
+            ):
+                train(cfg)
+        except UsageError as e:
+            print(f"error: {painting.name}: {e}", file=sys.stderr)
+            return 2
         if args.train_only:
             continue
         report = write_model(
             last,
-            args.models / f"{painting.name}{suffix}.onnx",
+            model_file(args.models, painting.name, base.arch),
             name=painting.name,
             title=painting.title,
             artist=painting.artist,

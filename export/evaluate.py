@@ -21,8 +21,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from training import data, losses, vgg
-from training.train import DEFAULT_CONTENT_LAYER
+from training import data, losses
+from training.loss_nets import DEFAULTS, build_loss_net, kind_of
 
 
 def stylize(session: ort.InferenceSession, photos: torch.Tensor) -> torch.Tensor:
@@ -42,15 +42,13 @@ def score(args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
         name, loss_net = meta["name"], meta["loss_net"]
         key = (name, loss_net)
         if key not in criteria:
-            kind = {"random-vgg16": "random", "imagenet-vgg16": "imagenet"}.get(loss_net, loss_net)
-            net = vgg.build_loss_net(
-                kind, args.vgg_weights if kind == "imagenet" else None, seed=42
-            )
+            kind = kind_of(loss_net)
+            net = build_loss_net(kind, args.loss_weights if kind == "vgg16" else None)
             criteria[key] = losses.PerceptualLoss(
                 net,
                 data.load_style_image(args.styles_dir / f"{name}.jpg", args.style_size),
-                content_layer=DEFAULT_CONTENT_LAYER.get(net.name, "relu2_2"),
-                style_layers=dict.fromkeys(net.style_layer_names, 1.0),
+                content_layer=DEFAULTS[kind].content_layer,
+                style_layers=DEFAULTS[kind].style_layers,
                 content_weight=args.content_weight,
                 style_weight=args.style_weight,
             )
@@ -72,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval", type=Path, default=Path("../shared/data/eval"))
     p.add_argument("--styles-dir", type=Path, default=Path("../shared/data/styles"))
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--style-size", type=int, default=256)
-    p.add_argument("--content-weight", type=float, default=4.0)
+    p.add_argument("--style-size", type=int, default=512)
+    p.add_argument("--content-weight", type=float, default=1.0)
     p.add_argument("--style-weight", type=float, default=1.0)
-    p.add_argument("--vgg-weights")
+    p.add_argument("--loss-weights", help="VGG16 weights, to score models trained with vgg16")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     results = score(args)

@@ -1,10 +1,13 @@
 """Contact sheets of the shipped styles, made through the function's own inference code.
 
-    python -m export.gallery                     # docs/gallery.jpg and docs/fast_vs_johnson.jpg
+    python -m export.gallery                     # docs/gallery.jpg and docs/crops.jpg
+    python -m export.gallery --compare old_models --compare-label "random loss"
 
 gallery.jpg: a row per style (the painting, then 4 Kodak photos from ../shared/data/eval in that
-style, johnson arch), under a row of the photos themselves. fast_vs_johnson.jpg: two photos per
-style, each by the johnson and the fast network side by side.
+style, each in the style's default arch), under a row of the photos themselves. crops.jpg: a
+100 % crop of one 768x512 result per style, beside the same crop of the photo, where lattices,
+halos and noise show. With --compare DIR, compare.jpg: the same photos by the models in DIR and
+by the shipped ones, side by side.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from inference import StyleRegistry  # noqa: E402
 TILE = (288, 192)  # 3:2, the Kodak photos' shape
 LABEL_H = 22
 PHOTOS = ("kodim23", "kodim05", "kodim21", "kodim14")
+CROP = (300, 40, 588, 232)  # a TILE-sized box of kodim23 at 768x512: feathers, eye, beak
 
 
 def tile(img: Image.Image) -> Image.Image:
-    return ImageOps.fit(img.convert("RGB"), TILE, Image.LANCZOS)
+    return ImageOps.fit(img.convert("RGB"), TILE, Image.Resampling.LANCZOS)
 
 
 def label(img: Image.Image, text: str) -> Image.Image:
@@ -46,44 +50,50 @@ def grid(rows: list[list[Image.Image]]) -> Image.Image:
     return sheet
 
 
+def render(registry: StyleRegistry, name: str, photo: Image.Image) -> Image.Image:
+    """The style's default arch at the photo's own size, as a request without options gets."""
+    return Image.fromarray(registry.stylize(registry.get(name), np.asarray(photo)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.gallery", description=__doc__.split("\n")[0])
     p.add_argument("--models", type=Path, default=ROOT / "function/models")
     p.add_argument("--eval", type=Path, default=ROOT.parent / "shared/data/eval")
     p.add_argument("--styles-dir", type=Path, default=ROOT.parent / "shared/data/styles")
     p.add_argument("--out", type=Path, default=ROOT / "docs")
+    p.add_argument("--compare", type=Path, help="a folder of other models of the same styles")
+    p.add_argument("--compare-label", default="before")
     args = p.parse_args(argv)
 
     registry = StyleRegistry(args.models)
+    other = StyleRegistry(args.compare) if args.compare else None
     photos = {n: Image.open(args.eval / f"{n}.png").convert("RGB") for n in PHOTOS}
+    first = photos[PHOTOS[0]]
 
-    # Stylized at the photos' own 768x512, then shrunk like the photos, so strokes look as
-    # they do in a real request.
-    def stylize(name: str, arch: str, photo: Image.Image) -> Image.Image:
-        out = registry.stylize(registry.get(name, arch), np.asarray(photo))
-        return tile(Image.fromarray(out))
-
-    names = sorted(registry.styles)
     rows = [[label(Image.new("RGB", TILE, "white"), "")]]
     rows[0] += [label(tile(im), n) for n, im in photos.items()]
-    pairs = []
-    for name in names:
-        style = registry.styles[name]
-        title = style.describe(registry.default_arch)["title"]
-        painting = tile(Image.open(args.styles_dir / f"{name}.jpg"))
-        johnson = [stylize(name, "johnson", im) for im in photos.values()]
-        rows.append([label(painting, title)] + [label(t, name) for t in johnson])
-        if "fast" in style.models and "johnson" in style.models:
-            pair = [label(painting, title)]
-            for im, by_johnson in list(zip(photos.values(), johnson, strict=True))[:2]:
-                pair += [label(by_johnson, f"{name} johnson")]
-                pair += [label(stylize(name, "fast", im), f"{name} fast")]
-            pairs.append(pair)
+    crops = [[label(first.crop(CROP), f"{PHOTOS[0]}, 100 % crop")]]
+    compare = []
+    for name in sorted(registry.styles):
+        title = registry.styles[name].describe(registry.default_arch)["title"]
+        painting = label(tile(Image.open(args.styles_dir / f"{name}.jpg")), title)
+        results = [render(registry, name, im) for im in photos.values()]
+        rows.append([painting] + [label(tile(r), name) for r in results])
+        crops[-1].append(label(results[0].crop(CROP), name))
+        if len(crops[-1]) == 4:
+            crops.append([])
+        if other is not None and name in other.styles:
+            pair = [painting]
+            for im, now in list(zip(photos.values(), results, strict=True))[:2]:
+                pair += [label(tile(render(other, name, im)), f"{name}, {args.compare_label}")]
+                pair += [label(tile(now), f"{name}, now")]
+            compare.append(pair)
         print(name, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     grid(rows).save(args.out / "gallery.jpg", quality=80, optimize=True)
-    if pairs:
-        grid(pairs).save(args.out / "fast_vs_johnson.jpg", quality=80, optimize=True)
+    grid([row for row in crops if row]).save(args.out / "crops.jpg", quality=90, optimize=True)
+    if compare:
+        grid(compare).save(args.out / "compare.jpg", quality=80, optimize=True)
     return 0
 
 

@@ -16,13 +16,13 @@ import json
 import logging
 import os
 import sys
+import tomllib
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 import onnx
-import tomllib
 import torch
 from torch import nn
 
@@ -61,7 +61,7 @@ def build_metadata(meta: dict, *, name: str, title: str, artist: str, precision:
         "precision": precision,
         "arch": meta["model_config"].get("arch", "johnson"),
         "model_config": json.dumps(meta["model_config"], sort_keys=True),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "project_version": project_version(),
     } | (
         {

@@ -1,4 +1,5 @@
-"""Image decode/encode for the API: bytes to uint8 arrays and back. Pure functions, no HTTP."""
+"""Image decode/encode for the API, bytes to uint8 arrays and back, and the pixel math done on
+the stylized result (colour preservation, strength). Pure functions, no HTTP."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> DecodedImage
 
 
 def _decode(data: bytes, max_pixels: int, max_side: int) -> DecodedImage:
-    img = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # reads the header only
+    img: Image.Image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # header only
     w, h = img.size
     if w * h > max_pixels:
         raise image_too_large(_too_large_message(f"{w}x{h} ({w * h:,} pixels)", max_pixels))
@@ -154,3 +155,11 @@ def transfer_luminance(original: np.ndarray, stylized: np.ndarray) -> np.ndarray
     y, _, _ = Image.fromarray(stylized).convert("YCbCr").split()
     _, cb, cr = Image.fromarray(original).convert("YCbCr").split()
     return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
+
+
+def blend(original: np.ndarray, stylized: np.ndarray, strength: float) -> np.ndarray:
+    """Linear mix: 0 gives the original back, 1 the full style."""
+    if strength >= 1.0:
+        return stylized
+    mixed = original.astype(np.float32) * (1.0 - strength) + stylized.astype(np.float32) * strength
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)

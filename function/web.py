@@ -1,4 +1,4 @@
-"""The browser page (GET /) and the style thumbnails it shows; routing stays in main.py.
+"""The browser page (GET /) and the style thumbnails it shows; routing is routing.py's.
 
 Both are read or rendered once per instance and kept in memory: the page is a static file, and
 a thumbnail is the bundled sample photo (a Kodak test image, 192x128) run through one style.
@@ -7,16 +7,16 @@ a thumbnail is the bundled sample photo (a Kodak test image, 192x128) run throug
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import flask
 import numpy as np
+from catalog import Model
 from imaging import encode_image
-from inference import StyleRegistry
 from PIL import Image
 
 STATIC = Path(__file__).resolve().parent / "static"
-THUMBNAIL_PREFIX, THUMBNAIL_SUFFIX = "/styles/", "/thumbnail.jpg"
 
 # Everything the page needs is inline or from this origin; the policy makes a stray CDN link
 # fail in the browser (and in tests) instead of silently working only while online.
@@ -43,29 +43,27 @@ def index() -> flask.Response:
     )
 
 
-def thumbnail_style(path: str) -> str | None:
-    """The style name in `/styles/<name>/thumbnail.jpg`, else None (not a thumbnail path)."""
-    if not (path.startswith(THUMBNAIL_PREFIX) and path.endswith(THUMBNAIL_SUFFIX)):
-        return None
-    name = path[len(THUMBNAIL_PREFIX) : -len(THUMBNAIL_SUFFIX)]
-    return name if name and "/" not in name else None
-
-
 class Thumbnails:
     """Each style's rendering of the sample photo, made on first request and then cached.
 
-    Names only ever go through `registry.get`, a dict lookup: an unknown one is the usual
-    404 unknown_style and never becomes a file path.
+    Names only ever go through `find` (StyleRegistry.get), a dict lookup: an unknown one is the
+    usual 404 unknown_style and never becomes a file path. `stylize` runs a model as a request
+    does (instance.Instance.stylize: under an inference slot).
     """
 
-    def __init__(self, registry: StyleRegistry):
-        self._registry = registry
+    def __init__(
+        self,
+        find: Callable[[str], Model],
+        stylize: Callable[[Model, np.ndarray], np.ndarray],
+    ):
+        self._find = find
+        self._stylize = stylize
         self._cache: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._sample: np.ndarray | None = None
 
     def jpeg(self, name: str) -> bytes:
-        model = self._registry.get(name)  # the style's default arch, as a plain request gets
+        model = self._find(name)  # the style's default arch, as a plain request gets
         cached = self._cache.get(model.key)
         if cached is not None:
             return cached
@@ -74,7 +72,7 @@ class Thumbnails:
                 self._sample = np.array(img.convert("RGB"))
         # Rendered outside the lock: two first requests may both render, which is harmless,
         # and a slow style never blocks another style's thumbnail.
-        data = encode_image(self._registry.stylize(model, self._sample), None, "jpeg", 85)
+        data = encode_image(self._stylize(model, self._sample), None, "jpeg", 85)
         with self._lock:
             return self._cache.setdefault(model.key, data)
 

@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-styles", action="store_true", help="print the styles and exit")
     opts = p.add_argument_group("request options (the server's defaults when left out)")
     opts.add_argument("--style", help="a style name (see --list-styles)")
+    opts.add_argument(
+        "--arch",
+        help="the network: fast (light) or johnson (best quality); default: the style's own "
+        "(GET /styles lists each style's archs)",
+    )
     opts.add_argument("--strength", type=float, help="0..1, blend with the original")
     opts.add_argument(
         "--preserve-color", action="store_true", default=None, help="keep the photo's colours"
@@ -118,9 +123,11 @@ def list_styles(client: StyleClient) -> int:
     return 0
 
 
-def request_options(args: argparse.Namespace, fmt: str | None) -> dict:
+def request_options(args: argparse.Namespace, fmt: str | None) -> dict[str, object]:
+    """The API's options from the command line (None: the server's default)."""
     return {
         "style": args.style,
+        "arch": args.arch,
         "strength": args.strength,
         "preserve_color": args.preserve_color,
         "max_size": args.max_size,

@@ -12,12 +12,14 @@ import random
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 
-OPTIONS = ("style", "strength", "preserve_color", "max_size", "format", "quality")
+# The API's request options (function/params.py FIELDS; tests/test_client.py keeps them equal).
+OPTIONS = ("style", "arch", "strength", "preserve_color", "max_size", "format", "quality")
 # 429: Cloud Run has no instance free yet; 503: every inference slot stayed busy (the API's
 # `overloaded`) or an instance is still starting. Both are worth waiting for; other errors are not.
 RETRY_STATUSES = frozenset({429, 503})
@@ -67,8 +69,8 @@ def retry_after_s(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _error_from(response: requests.Response) -> StyleServeError:
@@ -124,7 +126,8 @@ class StyleClient:
 
     def stylize(self, image: str | Path | bytes, **options: object) -> bytes:
         """The stylized image's bytes. `image` is a path or the file's bytes; options are the
-        API's (style, strength, preserve_color, max_size, format, quality); None means default."""
+        API's (style, arch, strength, preserve_color, max_size, format, quality); None means
+        the server's default."""
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; use {', '.join(OPTIONS)}")
@@ -138,7 +141,7 @@ class StyleClient:
         )
         return response.content
 
-    def _request(self, method: str, path: str, **kwargs: object) -> requests.Response:
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:

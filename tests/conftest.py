@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from devtools.images import make_photo
+from devtools.server import function_server
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_DIR = ROOT / "function"
 if str(FUNCTION_DIR) not in sys.path:
     sys.path.append(str(FUNCTION_DIR))  # as functions-framework does for function/main.py
-
-
-def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    """A photo-like RGB image: smooth gradients, a few shapes and mild noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
-    base = np.stack([xx, yy, 1 - xx * yy], axis=-1) * 200 + 25
-    noise = rng.normal(0, 6, size=(height, width, 3))
-    img = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    for _ in range(4):
-        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
-        x1, y1 = (
-            x0 + int(rng.integers(2, width // 2 + 3)),
-            y0 + int(rng.integers(2, height // 2 + 3)),
-        )
-        color = tuple(int(c) for c in rng.integers(0, 256, 3))
-        draw.ellipse((x0, y0, x1, y1), fill=color)
-    return img
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -87,7 +64,7 @@ def _train_tiny(style: Path, photos: Path, out: Path, **arch) -> Path:
 
     cfg = TrainConfig(
         style=str(style), data=str(photos), out=str(out), steps=8, batch_size=2, image_size=64,
-        style_size=96, loss_net="random", workers=0, checkpoint_every=1000, sample_every=1000,
+        style_size=96, workers=0, checkpoint_every=1000, sample_every=1000,
         **arch,
     )  # fmt: skip
     return train(cfg)
@@ -95,7 +72,7 @@ def _train_tiny(style: Path, photos: Path, out: Path, **arch) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(photo_dir, style_path, tmp_path_factory) -> Path:
-    """A real checkpoint from 8 CPU training steps (random loss net, 64 px)."""
+    """A real checkpoint from 8 CPU training steps (EfficientNet-Lite0 loss, 64 px)."""
     return _train_tiny(style_path, photo_dir, tmp_path_factory.mktemp("tiny_run"))
 
 
@@ -120,60 +97,6 @@ def model_dir(tiny_checkpoint, photo_dir, style_path, tmp_path_factory) -> Path:
 
 
 # --- real servers on 127.0.0.1 ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def function_server(
-    source: Path,
-    log: Path,
-    env: dict[str, str] | None = None,
-    startup_s: float = 60,
-    cwd: Path | None = None,
-) -> Iterator[str]:
-    """`functions-framework --target stylize` on 127.0.0.1:<free port>; yields the URL and
-    always stops it: SIGTERM, then SIGKILL. (Not SIGINT: with gunicorn 27 an idle server
-    ignores it for its whole graceful timeout, where SIGTERM takes well under a second.)"""
-    port = free_port()
-    cmd = [str(Path(sys.executable).parent / "functions-framework"), "--target", "stylize",
-           "--source", str(source), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env={**os.environ, **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so the gunicorn worker dies with it
-        )
-    try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2):
-                    break
-            except urllib.error.HTTPError:
-                break  # it answers; the test judges the answer
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"not up after {startup_s} s:\n{log.read_text()}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-                break
 
 
 @pytest.fixture(scope="session")

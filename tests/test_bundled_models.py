@@ -53,7 +53,7 @@ def test_every_model_has_complete_metadata(registry):
         assert model.metadata["name"] == model.name
         assert model.metadata.get("arch", "johnson") == model.arch
         assert int(model.metadata["training_steps"]) > 0  # never an untrained network
-        assert model.metadata["loss_net"] in ("imagenet-vgg16", "random-vgg16", "random-multiscale")
+        assert model.metadata["loss_net"] in ("imagenet-efficientnet-lite0", "imagenet-vgg16")
 
 
 def test_every_model_stylizes(registry, photo):

@@ -16,6 +16,8 @@ import requests
 from PIL import Image
 
 from styleclient import StyleClient, StyleServeError
+from styleclient.cli import build_parser, request_options
+from styleclient.client import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,6 +157,31 @@ def test_library_stylizes_bytes_and_lists_styles(live_server, photo_dir):
     with pytest.raises(StyleServeError) as error:
         client.stylize(data, strength=2)
     assert (error.value.status, error.value.code) == (400, "invalid_parameter")
+
+
+def test_the_client_has_every_request_option_the_api_has():
+    from params import FIELDS  # function/params.py; conftest puts function/ on the path
+
+    assert sorted(OPTIONS) == sorted(FIELDS)
+    args = build_parser().parse_args(["photo.jpg"])
+    assert sorted(request_options(args, None)) == sorted(FIELDS)  # one flag per option
+
+
+def test_arch_reaches_the_server(live_server, photo_dir, tmp_path):
+    data = (photo_dir / "photo_5.jpg").read_bytes()
+    client = StyleClient(live_server)
+    fast = client.stylize(data, style="stripes", arch="fast", format="png")
+    johnson = client.stylize(data, style="stripes", arch="johnson", format="png")
+    assert fast != johnson  # two networks, two results
+    with pytest.raises(StyleServeError) as error:
+        client.stylize(data, style="dots", arch="fast")  # dots comes in johnson only
+    assert (error.value.status, error.value.code) == (404, "arch_unavailable")
+    result = run_cli(
+        str(photo_dir / "photo_5.jpg"), "--url", live_server, "-o", str(tmp_path / "out.png"),
+        "--style", "stripes", "--arch", "fast",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.png").read_bytes() == fast
 
 
 # --- retries and tokens, against the stand-in -------------------------------------------------

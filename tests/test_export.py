@@ -80,7 +80,7 @@ def test_metadata_round_trips(exported, tiny_checkpoint, style_path):
     assert meta["artist"] == "A. Painter"
     assert meta["style_image_sha256"] == hashlib.sha256(style_path.read_bytes()).hexdigest()
     assert meta["training_steps"] == str(ckpt["step"]) == "8"
-    assert meta["loss_net"] == "random-vgg16"  # the random loss network says so
+    assert meta["loss_net"] == "imagenet-efficientnet-lite0"  # the loss network says so
     assert meta["image_size"] == "64"
     assert meta["precision"] == "fp32"
     for key in ("created", "project_version", "arch", "model_config"):

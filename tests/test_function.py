@@ -15,7 +15,8 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import decoded, encode, make_photo
+from devtools.images import make_photo
+from tests.conftest import decoded, encode
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
@@ -87,7 +88,7 @@ def test_styles_and_health(client):
         assert s["title"] and s["artist"] == "Test Painter"
         assert [m["arch"] for m in s["models"]] == s["archs"]
         for m in s["models"]:
-            assert m["loss_net"] == "random-vgg16" and m["training_steps"] == 8
+            assert m["loss_net"] == "imagenet-efficientnet-lite0" and m["training_steps"] == 8
             assert m["precision"] == "fp32" and m["image_size"] == 64
     dots, stripes = styles["styles"]
     assert (dots["archs"], dots["default_arch"]) == (["johnson"], "johnson")  # has no fast
@@ -362,7 +363,7 @@ def test_an_unreadable_model_is_refused_at_start(make_client, model_dir, tmp_pat
 def test_metadata_is_read_without_onnx_or_a_session(model_dir):
     """The start-up reader agrees with the onnx package on every field."""
     import onnx
-    from inference import read_metadata
+    from onnx_metadata import read_metadata
 
     for path in sorted(model_dir.glob("*.onnx")):
         expected = {p.key: p.value for p in onnx.load(str(path)).metadata_props}

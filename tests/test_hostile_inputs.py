@@ -25,8 +25,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from benchmarks.load import Server
-from tests.conftest import decoded, encode, make_photo
+from devtools.images import make_photo
+from devtools.server import FunctionServer
+from tests.conftest import decoded, encode
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
@@ -480,7 +481,7 @@ def test_animated_gif_uses_the_first_frame_without_decoding_the_rest(client):
 
 @pytest.fixture(scope="module")
 def live(model_dir):
-    with Server(model_dir) as server:
+    with FunctionServer(model_dir) as server:
         yield server
 
 
@@ -509,7 +510,7 @@ def assert_live_json_error(status: int, headers: dict, body: bytes, expected: in
     return json.loads(body)["error"]["code"]
 
 
-def assert_live_serving(server: Server, workers: list[int]) -> None:
+def assert_live_serving(server: FunctionServer, workers: list[int]) -> None:
     r = requests.post(server.url, data=JPEG, headers={"Content-Type": "image/jpeg"}, timeout=30)
     assert r.status_code == 200 and decoded(r.content).size == PHOTO.size
     assert server.worker_pids() == workers  # the same worker: nothing crashed or was replaced

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, function_server
+from devtools.server import free_port, function_server
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks.load import Server, main, make_jpeg, run_load, run_soak
+from benchmarks.load import main, run_load, run_soak
+from devtools.images import make_jpeg
+from devtools.server import FunctionServer
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
@@ -21,7 +23,7 @@ MAIN = str(ROOT / "function" / "main.py")
 
 @pytest.fixture(scope="module")
 def server(model_dir):
-    with Server(model_dir) as s:
+    with FunctionServer(model_dir) as s:
         yield s
 
 
@@ -76,7 +78,7 @@ def assert_overloaded(r) -> str:
 
 def test_a_request_waits_for_a_slot_then_gets_503(make_client):
     client = make_client(QUEUE_TIMEOUT_S="1", MAX_CONCURRENT_RUNS="1")
-    slots = client.module.instance().registry._slots
+    slots = client.module.instance().admission.slots
     slots.acquire()  # the only inference slot is busy
     try:
         t0 = time.perf_counter()
@@ -97,22 +99,22 @@ def wait_until(condition, timeout_s: float = 10) -> None:
 
 def test_a_full_queue_answers_503_at_once(make_client):
     client = make_client(QUEUE_TIMEOUT_S="30", MAX_CONCURRENT_RUNS="1", MAX_QUEUED_REQUESTS="1")
-    registry = client.module.instance().registry
+    admission = client.module.instance().admission
     answers: list = []
     threads = [threading.Thread(target=lambda: answers.append(post(client))) for _ in range(2)]
-    registry._slots.acquire()  # the one slot is busy, so admitted requests wait for it
+    admission.slots.acquire()  # the one slot is busy, so admitted requests wait for it
     try:
         for t in threads:  # 1 run + 1 queued = 2 places: these two take them and wait
             t.start()
-        wait_until(lambda: registry._admitted == 2)
+        wait_until(lambda: admission.admitted == 2)
         t0 = time.perf_counter()
         message = assert_overloaded(post(client))  # the third is refused at once
         assert time.perf_counter() - t0 < 1  # not after QUEUE_TIMEOUT_S
         assert "MAX_QUEUED_REQUESTS" in message
     finally:
-        registry._slots.release()
+        admission.slots.release()
     for t in threads:
         t.join(timeout=30)
     assert [r.status_code for r in answers] == [200, 200]  # the queued ones were served
-    assert registry._admitted == 0  # every place given back
+    assert admission.admitted == 0  # every place given back
     assert Image.open(io.BytesIO(post(client).data)).size == (32, 32)

@@ -242,7 +242,8 @@ def save_screenshot(png: bytes, path: Path) -> None:
 )
 def test_screenshot_of_the_bundled_styles(browser, tmp_path):
     """The README's picture: the bundled styles, a Kodak photo, The Starry Night."""
-    from tests.conftest import FUNCTION_DIR, function_server
+    from devtools.server import function_server
+    from tests.conftest import FUNCTION_DIR
 
     env = {"MODEL_DIR": str(FUNCTION_DIR / "models")}
     with function_server(FUNCTION_DIR / "main.py", tmp_path / "server.log", env) as url:

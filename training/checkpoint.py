@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ def save(
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format_version": FORMAT_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         # contiguous copies: a channels_last state dict would carry its strides into the file
         "model": {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),

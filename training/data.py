@@ -31,7 +31,9 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 def resize_shorter(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     scale = size / min(w, h)
-    return img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+    return img.resize(
+        (max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC
+    )
 
 
 def _is_readable(path: Path) -> bool:
@@ -110,5 +112,5 @@ def load_style_image(path: str | Path, size: int | None) -> torch.Tensor:
     except Exception as e:
         raise UsageError(f"--style {path}: not a readable image ({e})") from e
     if size:
-        img = ImageOps.contain(img, (size, size), Image.LANCZOS)
+        img = ImageOps.contain(img, (size, size), Image.Resampling.LANCZOS)
     return to_tensor(img).unsqueeze(0)

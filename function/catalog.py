@@ -1,0 +1,156 @@
+"""The catalog of models: which styles exist, in which archs, from each file's metadata alone.
+
+A style comes in up to one model per arch (`NAME.onnx`, johnson, and `NAME.fast.onnx`, fast:
+both with metadata name=NAME). Nothing here builds a session or imports onnxruntime, so the
+catalog is safe to read before gunicorn forks its worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from config import ARCHS
+from onnx_metadata import read_metadata
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+PREFERRED_DEFAULT = "starry_night"
+
+
+class UnknownStyle(LookupError):
+    """No model has this style name."""
+
+    def __init__(self, name: str, available: Iterable[str]):
+        super().__init__(f"no style named {name!r}")
+        self.name = name
+        self.available = sorted(available)
+
+
+class ArchUnavailable(LookupError):
+    """The style exists, but not in the asked arch."""
+
+    def __init__(self, style: str, arch: str, available: Iterable[str], default: str):
+        super().__init__(f"style {style!r} has no {arch!r} model")
+        self.style = style
+        self.arch = arch
+        self.available = list(available)
+        self.default = default  # what leaving out arch would give
+
+
+@dataclass(eq=False)
+class Model:
+    """One ONNX file: one style in one arch. `session` is set once, fully built, on first use
+    (inference.StyleRegistry.session); until then it is None."""
+
+    name: str
+    arch: str
+    path: Path
+    metadata: dict[str, str]
+    session: ort.InferenceSession | None = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def key(self) -> str:
+        """`name/arch`: how responses (X-Style-Model) and logs name the model."""
+        return f"{self.name}/{self.arch}"
+
+    def describe(self) -> dict[str, Any]:
+        """Public per-arch metadata for /styles (the file path never leaves the server)."""
+        m = self.metadata
+        return {
+            "arch": self.arch,
+            "precision": m.get("precision", "fp32"),
+            "training_steps": int(m["training_steps"]) if m.get("training_steps") else None,
+            "loss_net": m.get("loss_net", "unknown"),
+            "image_size": int(m["image_size"]) if m.get("image_size") else None,
+        }
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    models: dict[str, Model]  # by arch, in ARCHS order; never empty
+
+    def arch_for(self, preferred: str) -> str:
+        """The arch a request that names none gets: the preferred one if this style has it,
+        else the one it has."""
+        return preferred if preferred in self.models else next(iter(self.models))
+
+    def describe(self, preferred_arch: str) -> dict[str, Any]:
+        first = next(iter(self.models.values())).metadata
+        return {
+            "name": self.name,
+            "title": first.get("title", self.name),
+            "artist": first.get("artist", "unknown"),
+            "archs": list(self.models),
+            "default_arch": self.arch_for(preferred_arch),
+            "models": [m.describe() for m in self.models.values()],
+        }
+
+
+def _model(path: Path) -> Model:
+    try:
+        meta = read_metadata(path)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise RuntimeError(
+            f"{path} is not a readable ONNX model ({e}); re-export it with python -m export, "
+            "or remove it from MODEL_DIR"
+        ) from None
+    arch = meta.get("arch") or "johnson"  # models exported before `fast` existed say nothing
+    if arch not in ARCHS:
+        raise RuntimeError(
+            f"{path} has arch {arch!r}, which this function does not serve (it serves "
+            f"{', '.join(ARCHS)}); re-export it or remove it from MODEL_DIR"
+        )
+    return Model(meta.get("name") or path.stem, arch, path, meta)
+
+
+def model_paths(model_dir: str | Path) -> list[Path]:
+    paths = sorted(Path(model_dir).glob("*.onnx"))
+    if not paths:
+        raise RuntimeError(f"no *.onnx style models in {model_dir}; set MODEL_DIR")
+    return paths
+
+
+def load_catalog(paths: Iterable[Path]) -> dict[str, Style]:
+    """Every model's metadata (no sessions), grouped by style name; refuses two files that are
+    the same style in the same arch, which would leave it to file order which one serves."""
+    models: dict[tuple[str, str], Model] = {}
+    for path in paths:
+        model = _model(path)
+        other = models.get((model.name, model.arch))
+        if other is not None:
+            raise RuntimeError(
+                f"{other.path.name} and {path.name} in {path.parent} are both style "
+                f"{model.name!r} in arch {model.arch!r}; a style has at most one model per "
+                "arch: remove one, or fix its name/arch metadata when exporting"
+            )
+        models[(model.name, model.arch)] = model
+    names = sorted({name for name, _ in models})
+    return {n: Style(n, {a: models[(n, a)] for a in ARCHS if (n, a) in models}) for n in names}
+
+
+def choose_default_style(styles: dict[str, Style], configured: str | None) -> str:
+    """DEFAULT_STYLE when set (check_setup has made sure it exists), else starry_night if
+    present, else the first name."""
+    if configured:
+        return configured
+    return PREFERRED_DEFAULT if PREFERRED_DEFAULT in styles else min(styles)
+
+
+def find_model(styles: dict[str, Style], name: str, arch: str | None, default_arch: str) -> Model:
+    """The model for a request: `arch` None means the style's default arch."""
+    style = styles.get(name)
+    if style is None:
+        raise UnknownStyle(name, styles)
+    if arch is None:
+        return style.models[style.arch_for(default_arch)]
+    model = style.models.get(arch)
+    if model is None:
+        raise ArchUnavailable(style.name, arch, style.models, style.arch_for(default_arch))
+    return model

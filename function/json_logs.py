@@ -1,0 +1,46 @@
+"""Logging as Cloud Run wants it: one JSON object per line on stdout."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+
+# "inference" logs session builds and the CUDA fallback; "stylize" is the request log.
+LOGGER_NAMES = ("stylize", "inference")
+
+
+class JsonFormatter(logging.Formatter):
+    """Cloud Logging reads `severity` and `message`; a record's `fields` extra adds the rest."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"severity": record.levelname, "message": record.getMessage()}
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["message"] += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+class StdoutHandler(logging.Handler):
+    """Writes each record to the current sys.stdout (not the one at start, so tests capturing
+    stdout see it), which Cloud Run collects as the log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def configure() -> logging.Logger:
+    """JSON lines for the function's loggers; returns the request logger."""
+    handler = StdoutHandler()
+    handler.setFormatter(JsonFormatter())
+    for name in LOGGER_NAMES:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logging.getLogger("stylize")
