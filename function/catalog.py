@@ -111,7 +111,11 @@ def _model(path: Path) -> Model:
 
 
 def model_paths(model_dir: str | Path) -> list[Path]:
-    paths = sorted(Path(model_dir).glob("*.onnx"))
+    """Every `*.onnx` in `model_dir`, which may name several folders separated by ':' (e.g. a
+    mounted Cloud Storage bucket beside the bundled models: `/models:/app/models`). A folder
+    may be empty or missing as long as one of them has a model."""
+    dirs = [Path(d) for d in str(model_dir).split(":") if d]
+    paths = [p for d in dirs for p in sorted(d.glob("*.onnx"))]
     if not paths:
         raise RuntimeError(f"no *.onnx style models in {model_dir}; set MODEL_DIR")
     return paths
@@ -125,8 +129,13 @@ def load_catalog(paths: Iterable[Path]) -> dict[str, Style]:
         model = _model(path)
         other = models.get((model.name, model.arch))
         if other is not None:
+            where = (
+                f"{other.path.name} and {path.name} in {path.parent}"
+                if other.path.parent == path.parent
+                else f"{other.path} and {path}"
+            )
             raise RuntimeError(
-                f"{other.path.name} and {path.name} in {path.parent} are both style "
+                f"{where} are both style "
                 f"{model.name!r} in arch {model.arch!r}; a style has at most one model per "
                 "arch: remove one, or fix its name/arch metadata when exporting"
             )

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by deploy.sh and teardown.sh (sourced, not run).
+# Helpers shared by deploy.sh, train.sh and teardown.sh (sourced, not run).
 
 # L4 regions listed on Cloud Run's "GPU support for services" page; others only warn, since
 # Google adds regions over time.
@@ -61,3 +61,47 @@ check_region() {
 
 # A flag that takes a value got one.
 need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
+
+# Needs REQUIRED_APIS, PROJECT, ENABLE_APIS, DRY_RUN.
+check_apis() {
+  local enabled missing=() api
+  if ! enabled="$(gcloud services list --enabled --project="$PROJECT" --format='value(config.name)')"; then
+    die "could not list the enabled APIs of project $PROJECT (logged in? 'gcloud auth login'; billing linked?)"
+  fi
+  for api in $REQUIRED_APIS; do
+    grep -qx "$api" <<<"$enabled" || missing+=("$api")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  local enable_cmd=(gcloud services enable "${missing[@]}" --project="$PROJECT")
+  if [[ "$ENABLE_APIS" == 1 || "$DRY_RUN" == 1 ]]; then
+    mutate "${enable_cmd[@]}"
+  else
+    die "these APIs are not enabled in $PROJECT: ${missing[*]}
+Enable them with:
+  $(quote_cmd "${enable_cmd[@]}")
+or re-run with --enable-apis."
+  fi
+}
+
+ensure_repo() {
+  if gcloud artifacts repositories describe "$ARTIFACT_REPO" --location="$REGION" \
+    --project="$PROJECT" --format='value(name)' >/dev/null 2>&1; then
+    return 0
+  fi
+  mutate gcloud artifacts repositories create "$ARTIFACT_REPO" --repository-format=docker \
+    --location="$REGION" --project="$PROJECT" --description="styleserve images" --quiet
+}
+
+# Read the digest of IMAGE (a tag just pushed) into IMAGE_REF, REPO/NAME@sha256:..., so a
+# deploy runs exactly that build even if the tag moves.
+resolve_digest() {
+  local digest
+  digest="$(gcloud artifacts docker images describe "$IMAGE" --project="$PROJECT" \
+    --format='value(image_summary.digest)' 2>/dev/null || true)"
+  if [[ "$digest" != sha256:* ]]; then
+    [[ "${DRY_RUN:-0}" == 1 ]] || die "built $IMAGE, but could not read its digest"
+    digest="sha256:DIGEST"
+  fi
+  # shellcheck disable=SC2034  # read by the sourcing script
+  IMAGE_REF="${IMAGE%:*}@$digest"
+}

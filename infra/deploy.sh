@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Deploy function/ to Cloud Run with one NVIDIA L4 GPU per instance.
+# Deploy function/ to Cloud Run with one NVIDIA L4 GPU per instance, or (--cpu-only) on CPUs.
 #
 # Builds a container from infra/Dockerfile (Cloud Build -> Artifact Registry) rather than a
 # `--source function/ --function stylize` deploy: Cloud Run mounts only the GPU driver, the
 # buildpacks base images carry no CUDA runtime/cuBLAS/cuDNN, so onnxruntime-gpu's CUDA provider
 # would not load there unless main.py preloaded pip-installed CUDA wheels itself.
-# infra/Dockerfile explains the CUDA/driver pinning.
+# infra/Dockerfile explains the CUDA/driver pinning; infra/Dockerfile.cpu is the CPU image.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,11 +21,17 @@ REGION="${REGION:-us-central1}"
 PROJECT="${PROJECT:-}"
 ARTIFACT_REPO="${ARTIFACT_REPO:-styleserve}"
 FUNCTION_DIR="${FUNCTION_DIR:-$REPO_ROOT/function}"
-CPU="${CPU:-4}"
-MEMORY="${MEMORY:-16Gi}"
-CONCURRENCY="${CONCURRENCY:-4}"
+CPU_ONLY="${CPU_ONLY:-0}"
+# Empty: the mode's default, filled in after the flags are read (GPU / --cpu-only).
+CPU="${CPU:-}"
+MEMORY="${MEMORY:-}"
+CONCURRENCY="${CONCURRENCY:-}"
 MIN_INSTANCES="${MIN_INSTANCES:-0}"
-MAX_INSTANCES="${MAX_INSTANCES:-1}"
+MAX_INSTANCES="${MAX_INSTANCES:-}"
+REQUEST_TIMEOUT="${REQUEST_TIMEOUT:-300}"
+SERVICE_ACCOUNT="${SERVICE_ACCOUNT:-}"
+MODELS_BUCKET="${MODELS_BUCKET:-}"
+MODELS_MODE="${MODELS_MODE:-beside}"
 GPU_ZONAL_REDUNDANCY="${GPU_ZONAL_REDUNDANCY:-0}"
 PUBLIC="${PUBLIC:-0}"
 ENABLE_APIS="${ENABLE_APIS:-0}"
@@ -39,20 +45,33 @@ usage() {
   cat <<EOF
 Usage: infra/deploy.sh [options]
 
-Builds infra/Dockerfile with Cloud Build, pushes it to Artifact Registry and deploys it to
-Cloud Run with one NVIDIA L4 GPU per instance (REQUIRE_GPU=1, so an instance without CUDA
-refuses to start). Prints the service URL and a curl line that works.
+Builds infra/Dockerfile with Cloud Build, pushes it to Artifact Registry and deploys it, by
+image digest, to Cloud Run with one NVIDIA L4 GPU per instance (REQUIRE_GPU=1, so an instance
+without CUDA refuses to start). --cpu-only builds infra/Dockerfile.cpu instead (onnxruntime's
+CPU build, no CUDA libraries) and deploys a CPU service serving the 'fast' models by default.
+Every revision gets a startup probe on /healthz (an instance takes traffic only once its
+models are loaded), runs as a dedicated service account with no project roles, and has an
+explicit request timeout. Prints the service URL and a curl line that works.
 
 Options (env var in brackets, then default):
   --project ID          [PROJECT]  GOOGLE_CLOUD_PROJECT, else 'gcloud config get-value project'
   --region REGION       [REGION]   us-central1  (L4 regions: $L4_REGIONS)
   --service NAME        [SERVICE]  styleserve
   --repo NAME           [ARTIFACT_REPO]  styleserve  (Artifact Registry Docker repo, created if missing)
-  --cpu N               [CPU]      4     (GPU instances need at least 4)
-  --memory SIZE         [MEMORY]   16Gi  (GPU instances need at least 16Gi)
-  --concurrency N       [CONCURRENCY]    4  (requests per instance; also the server's THREADS)
-  --min-instances N     [MIN_INSTANCES]  0  (>0 keeps a GPU billed around the clock)
-  --max-instances N     [MAX_INSTANCES]  1  (must fit your L4 quota in the region)
+  --cpu-only            [CPU_ONLY=1]     a CPU service: no GPU, infra/Dockerfile.cpu, DEFAULT_ARCH=fast
+  --cpu N               [CPU]      4 (GPU: at least 4) | --cpu-only: 2
+  --memory SIZE         [MEMORY]   16Gi (GPU: at least 16Gi) | --cpu-only: 4Gi
+  --concurrency N       [CONCURRENCY]    4 | --cpu-only: 4  (requests per instance; also THREADS)
+  --min-instances N     [MIN_INSTANCES]  0  (>0 keeps an instance billed around the clock)
+  --max-instances N     [MAX_INSTANCES]  1 (must fit your L4 quota) | --cpu-only: 3
+  --timeout SECONDS     [REQUEST_TIMEOUT] 300 (Cloud Run request timeout, 1..3600)
+  --service-account EMAIL [SERVICE_ACCOUNT] the identity the service runs as; default
+                        SERVICE-run@PROJECT.iam.gserviceaccount.com, created if missing, with no
+                        project roles (only read access to --models-bucket)
+  --models-bucket NAME  [MODELS_BUCKET]  mount this Cloud Storage bucket read-only at /models
+                        and serve the *.onnx at its top level (what infra/train.sh writes)
+  --models-mode MODE    [MODELS_MODE]    beside (default: bucket models plus the bundled ones;
+                        a style+arch may not be in both) | instead (only the bucket's)
   --zonal-redundancy    [GPU_ZONAL_REDUNDANCY=1]  off: deploys --no-gpu-zonal-redundancy
   --public              [PUBLIC=1]       allow unauthenticated calls (default: authenticated only)
   --default-style NAME  [DEFAULT_STYLE]  passed to the function as DEFAULT_STYLE
@@ -64,8 +83,8 @@ Options (env var in brackets, then default):
   --dry-run             [DRY_RUN=1]      print every command that would change something, run none
   -h, --help            this text
 
-Needs: gcloud (logged in), a project with billing, L4 quota in the region; python3 with
-Pillow for --smoke.
+Needs: gcloud (logged in), a project with billing, L4 quota in the region (not for
+--cpu-only); python3 with Pillow for --smoke. See infra/README.md.
 EOF
 }
 
@@ -76,7 +95,12 @@ parse_args() {
       --region) need_value "$@"; REGION="$2"; shift ;;
       --service) need_value "$@"; SERVICE="$2"; shift ;;
       --repo) need_value "$@"; ARTIFACT_REPO="$2"; shift ;;
+      --cpu-only) CPU_ONLY=1 ;;
       --cpu) need_value "$@"; CPU="$2"; shift ;;
+      --timeout) need_value "$@"; REQUEST_TIMEOUT="$2"; shift ;;
+      --service-account) need_value "$@"; SERVICE_ACCOUNT="$2"; shift ;;
+      --models-bucket) need_value "$@"; MODELS_BUCKET="${2#gs://}"; MODELS_BUCKET="${MODELS_BUCKET%/}"; shift ;;
+      --models-mode) need_value "$@"; MODELS_MODE="$2"; shift ;;
       --memory) need_value "$@"; MEMORY="$2"; shift ;;
       --concurrency) need_value "$@"; CONCURRENCY="$2"; shift ;;
       --min-instances) need_value "$@"; MIN_INSTANCES="$2"; shift ;;
@@ -99,13 +123,37 @@ parse_args() {
 
 validate() {
   local n
-  for n in CPU CONCURRENCY MIN_INSTANCES MAX_INSTANCES; do
+  if [[ "$CPU_ONLY" == 1 ]]; then
+    : "${CPU:=2}" "${MEMORY:=4Gi}" "${CONCURRENCY:=4}" "${MAX_INSTANCES:=3}"
+  else
+    : "${CPU:=4}" "${MEMORY:=16Gi}" "${CONCURRENCY:=4}" "${MAX_INSTANCES:=1}"
+  fi
+  for n in CPU CONCURRENCY MIN_INSTANCES MAX_INSTANCES REQUEST_TIMEOUT; do
     [[ "${!n}" =~ ^[0-9]+$ ]] || die "$n must be a whole number, got '${!n}'"
   done
-  # Cloud Run rejects GPU revisions below 4 CPU / 16 GiB; fail before a 10-minute build.
-  ((CPU >= 4)) || die "an L4 instance needs at least 4 CPU (got $CPU)"
-  [[ "$MEMORY" =~ ^([0-9]+)Gi$ ]] || die "MEMORY must be in Gi, e.g. 16Gi (got '$MEMORY')"
-  ((BASH_REMATCH[1] >= 16)) || die "an L4 instance needs at least 16Gi memory (got $MEMORY)"
+  ((REQUEST_TIMEOUT >= 1 && REQUEST_TIMEOUT <= 3600)) ||
+    die "--timeout must be 1..3600 seconds (got $REQUEST_TIMEOUT)"
+  [[ "$MEMORY" =~ ^([0-9]+)(Mi|Gi)$ ]] || die "MEMORY must be in Mi or Gi, e.g. 16Gi (got '$MEMORY')"
+  if [[ "$CPU_ONLY" != 1 ]]; then
+    # Cloud Run rejects GPU revisions below 4 CPU / 16 GiB; fail before a 10-minute build.
+    ((CPU >= 4)) || die "an L4 instance needs at least 4 CPU (got $CPU)"
+    [[ "${BASH_REMATCH[2]}" == Gi && "${BASH_REMATCH[1]}" -ge 16 ]] ||
+      die "an L4 instance needs at least 16Gi memory (got $MEMORY)"
+  fi
+  [[ "$MODELS_MODE" == beside || "$MODELS_MODE" == instead ]] ||
+    die "--models-mode must be beside or instead (got '$MODELS_MODE')"
+  if [[ -n "$MODELS_BUCKET" ]]; then
+    [[ "$MODELS_BUCKET" =~ ^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$ ]] ||
+      die "--models-bucket wants a bucket name like my-models (got '$MODELS_BUCKET')"
+  fi
+  if [[ -z "$SERVICE_ACCOUNT" ]]; then
+    local sa_id="${SERVICE}-run"
+    [[ "$sa_id" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+      die "cannot make a service account id from service name '$SERVICE'; pass --service-account EMAIL"
+    SERVICE_ACCOUNT="$sa_id@$PROJECT.iam.gserviceaccount.com"
+  fi
+  [[ "$SERVICE_ACCOUNT" == *@*.iam.gserviceaccount.com ]] ||
+    die "--service-account wants an email like NAME@PROJECT.iam.gserviceaccount.com (got '$SERVICE_ACCOUNT')"
   ((MAX_INSTANCES >= 1)) || die "MAX_INSTANCES must be at least 1"
   ((MIN_INSTANCES <= MAX_INSTANCES)) || die "MIN_INSTANCES ($MIN_INSTANCES) exceeds MAX_INSTANCES ($MAX_INSTANCES)"
   ((CONCURRENCY >= 1)) || die "CONCURRENCY must be at least 1"
@@ -114,36 +162,12 @@ validate() {
   done
   [[ -f "$FUNCTION_DIR/main.py" && -f "$FUNCTION_DIR/requirements.txt" ]] ||
     die "$FUNCTION_DIR must contain main.py and requirements.txt"
-  check_region
-}
-
-check_apis() {
-  local enabled missing=() api
-  if ! enabled="$(gcloud services list --enabled --project="$PROJECT" --format='value(config.name)')"; then
-    die "could not list the enabled APIs of project $PROJECT (logged in? 'gcloud auth login'; billing linked?)"
-  fi
-  for api in $REQUIRED_APIS; do
-    grep -qx "$api" <<<"$enabled" || missing+=("$api")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  local enable_cmd=(gcloud services enable "${missing[@]}" --project="$PROJECT")
-  if [[ "$ENABLE_APIS" == 1 || "$DRY_RUN" == 1 ]]; then
-    mutate "${enable_cmd[@]}"
+  if [[ "$CPU_ONLY" == 1 ]]; then
+    [[ -f "$FUNCTION_DIR/requirements-cpu.txt" ]] ||
+      die "$FUNCTION_DIR must contain requirements-cpu.txt for --cpu-only"
   else
-    die "these APIs are not enabled in $PROJECT: ${missing[*]}
-Enable them with:
-  $(quote_cmd "${enable_cmd[@]}")
-or re-run with --enable-apis."
+    check_region
   fi
-}
-
-ensure_repo() {
-  if gcloud artifacts repositories describe "$ARTIFACT_REPO" --location="$REGION" \
-    --project="$PROJECT" --format='value(name)' >/dev/null 2>&1; then
-    return 0
-  fi
-  mutate gcloud artifacts repositories create "$ARTIFACT_REPO" --repository-format=docker \
-    --location="$REGION" --project="$PROJECT" --description="styleserve images" --quiet
 }
 
 # Cloud Build wants the Dockerfile at the root of what it uploads; ship only function/ and
@@ -152,7 +176,38 @@ stage_context() {
   mkdir -p "$1/function"
   tar -C "$FUNCTION_DIR" --exclude=__pycache__ --exclude='*.pyc' --exclude=.venv -cf - . |
     tar -C "$1/function" -xf -
-  cp "$SCRIPT_DIR/Dockerfile" "$1/Dockerfile"
+  cp "$SCRIPT_DIR/$DOCKERFILE" "$1/Dockerfile"
+}
+
+# The dedicated runtime identity: no project roles at all (Cloud Run's service agent pulls the
+# image and ships the logs); read access to the models bucket is granted on that bucket only.
+ensure_service_account() {
+  if gcloud iam service-accounts describe "$SERVICE_ACCOUNT" --project="$PROJECT" \
+    --format='value(email)' >/dev/null 2>&1; then
+    return 0
+  fi
+  local default_sa="${SERVICE}-run@$PROJECT.iam.gserviceaccount.com"
+  [[ "$SERVICE_ACCOUNT" == "$default_sa" ]] ||
+    die "service account $SERVICE_ACCOUNT not found in $PROJECT (create it, or leave --service-account out to get $default_sa)"
+  mutate gcloud iam service-accounts create "${SERVICE}-run" --project="$PROJECT" \
+    --display-name="$SERVICE Cloud Run runtime (no project roles)" --quiet
+}
+
+# Preflight (read-only), before anything is created.
+check_models_bucket() {
+  [[ -n "$MODELS_BUCKET" ]] || return 0
+  gcloud storage buckets describe "gs://$MODELS_BUCKET" --project="$PROJECT" \
+    --format='value(name)' >/dev/null 2>&1 && return 0
+  local msg="bucket gs://$MODELS_BUCKET not found or not readable (infra/train.sh creates it; or: gcloud storage buckets create gs://$MODELS_BUCKET --location=$REGION --uniform-bucket-level-access)"
+  [[ "$DRY_RUN" == 1 ]] || die "$msg"
+  log "warning: $msg"
+}
+
+grant_models_bucket() {
+  [[ -n "$MODELS_BUCKET" ]] || return 0
+  mutate gcloud storage buckets add-iam-policy-binding "gs://$MODELS_BUCKET" \
+    --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/storage.objectViewer \
+    --project="$PROJECT" --quiet
 }
 
 build_image() {
@@ -169,20 +224,47 @@ build_image() {
   # The CUDA wheels make a ~3 GB image; the default 10-minute build timeout is too tight.
   mutate gcloud builds submit "$context" --tag="$IMAGE" --project="$PROJECT" \
     --timeout=30m --machine-type=e2-highcpu-8 --quiet
+  # Deploy the digest just pushed, not the tag: the revision runs exactly this build.
+  resolve_digest
 }
 
 deploy_service() {
-  local env_vars="REQUIRE_GPU=1;THREADS=$CONCURRENCY" kv auth=--no-allow-unauthenticated
-  local zonal=--no-gpu-zonal-redundancy
+  local env_vars kv auth=--no-allow-unauthenticated
+  local mode_flags=() volume_flags=()
+  if [[ "$CPU_ONLY" == 1 ]]; then
+    env_vars="DEFAULT_ARCH=fast;THREADS=$CONCURRENCY"
+    # Request-based billing: CPU only while requests run, so idle instances cost nothing.
+    mode_flags=(--cpu-throttling)
+  else
+    env_vars="REQUIRE_GPU=1;THREADS=$CONCURRENCY"
+    local zonal=--no-gpu-zonal-redundancy
+    [[ "$GPU_ZONAL_REDUNDANCY" == 1 ]] && zonal=--gpu-zonal-redundancy
+    mode_flags=(--gpu=1 --gpu-type=nvidia-l4 "$zonal" --no-cpu-throttling)
+  fi
+  if [[ -n "$MODELS_BUCKET" ]]; then
+    volume_flags=(
+      "--add-volume=name=models,type=cloud-storage,bucket=$MODELS_BUCKET,readonly=true"
+      "--add-volume-mount=volume=models,mount-path=/models"
+    )
+    if [[ "$MODELS_MODE" == instead ]]; then
+      env_vars+=";MODEL_DIR=/models"
+    else
+      env_vars+=";MODEL_DIR=/models:/app/models"
+    fi
+  fi
   [[ -n "$DEFAULT_STYLE" ]] && env_vars+=";DEFAULT_STYLE=$DEFAULT_STYLE"
   for kv in "${EXTRA_ENV[@]}"; do env_vars+=";$kv"; done
   [[ "$PUBLIC" == 1 ]] && auth=--allow-unauthenticated
-  [[ "$GPU_ZONAL_REDUNDANCY" == 1 ]] && zonal=--gpu-zonal-redundancy
+  # /healthz answers 200 only once the models are loaded (and, on a GPU, CUDA works), so an
+  # instance gets traffic only when it can serve: 24 x 10 s = 4 minutes to get there.
+  local probe="httpGet.path=/healthz,initialDelaySeconds=0,periodSeconds=10,timeoutSeconds=5,failureThreshold=24"
   # '^;^' makes ';' the list separator so values may contain commas (CORS_ORIGINS).
-  mutate gcloud run deploy "$SERVICE" --image="$IMAGE" --project="$PROJECT" --region="$REGION" \
-    --gpu=1 --gpu-type=nvidia-l4 "$zonal" --no-cpu-throttling \
+  mutate gcloud run deploy "$SERVICE" --image="$IMAGE_REF" --project="$PROJECT" --region="$REGION" \
+    "${mode_flags[@]}" \
     --cpu="$CPU" --memory="$MEMORY" --concurrency="$CONCURRENCY" \
     --min-instances="$MIN_INSTANCES" --max-instances="$MAX_INSTANCES" \
+    --timeout="$REQUEST_TIMEOUT" --service-account="$SERVICE_ACCOUNT" \
+    --startup-probe="$probe" "${volume_flags[@]}" \
     --set-env-vars="^;^$env_vars" "$auth" --quiet
 }
 
@@ -209,7 +291,8 @@ print_result() {
   echo "Smoke test:"
   echo "  infra/smoke_test.sh $url$token_arg"
   if [[ "$SMOKE" == 1 ]]; then
-    local smoke=("$SCRIPT_DIR/smoke_test.sh" "$url" --expect-gpu)
+    local smoke=("$SCRIPT_DIR/smoke_test.sh" "$url")
+    [[ "$CPU_ONLY" == 1 ]] || smoke+=(--expect-gpu)
     if [[ "$DRY_RUN" == 1 ]]; then
       echo "+ $(quote_cmd "${smoke[@]}")${token_arg}"
     else
@@ -224,10 +307,22 @@ main() {
   require_gcloud
   resolve_project
   validate
-  IMAGE="$REGION-docker.pkg.dev/$PROJECT/$ARTIFACT_REPO/$SERVICE:$IMAGE_TAG"
-  log "project $PROJECT, region $REGION, service $SERVICE, image $IMAGE"
+  DOCKERFILE=Dockerfile
+  IMAGE_REF=""
+  local image_name="$SERVICE"
+  if [[ "$CPU_ONLY" == 1 ]]; then
+    DOCKERFILE=Dockerfile.cpu
+    image_name="$SERVICE-cpu"
+  fi
+  IMAGE="$REGION-docker.pkg.dev/$PROJECT/$ARTIFACT_REPO/$image_name:$IMAGE_TAG"
+  local kind="L4 GPU"
+  [[ "$CPU_ONLY" == 1 ]] && kind=CPU
+  log "project $PROJECT, region $REGION, service $SERVICE ($kind), image $IMAGE"
   check_apis
+  check_models_bucket
   ensure_repo
+  ensure_service_account
+  grant_models_bucket
   build_image
   deploy_service
   print_result

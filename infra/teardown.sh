@@ -78,6 +78,12 @@ EOF
   cat <<EOF
   - Uploaded build sources in gs://${PROJECT}_cloudbuild/source (small). Delete with:
       gcloud storage rm --recursive gs://${PROJECT}_cloudbuild/source
+  - The service's runtime service account ${SERVICE}-run@${PROJECT}.iam.gserviceaccount.com (free).
+  - Anything infra/train.sh made: the Cloud Run job (no charge while it does not run), its
+    service account, and your bucket with paintings, photos, checkpoints and trained models
+    (billed per GB-month). Delete them with:
+      gcloud run jobs delete styleserve-train --region=$REGION --project=$PROJECT --quiet
+      gcloud storage rm --recursive gs://BUCKET
   - The enabled APIs and Cloud Build / Cloud Run logs (no charge while nothing runs).
   - The project itself: 'gcloud projects delete $PROJECT' removes everything.
 EOF

@@ -537,3 +537,36 @@ def test_default_arch_is_one_the_served_styles_have(model_dir, make_client, tmp_
     styles = make_client(MODEL_DIR=str(tmp_path)).get("/styles").json
     assert styles["default_arch"] == "johnson"
     assert styles["styles"][0]["default_arch"] == "johnson"
+
+
+# --- MODEL_DIR with several folders (a mounted models bucket beside the bundled ones) ---------
+
+
+def test_model_dir_lists_several_folders(make_client, model_dir, tmp_path):
+    bucket, bundled, empty = tmp_path / "bucket", tmp_path / "bundled", tmp_path / "empty"
+    for d in (bucket, bundled, empty):
+        d.mkdir()
+    (bucket / "dots.onnx").write_bytes((model_dir / "dots.onnx").read_bytes())
+    for f in ("stripes.onnx", "stripes.fast.onnx"):
+        (bundled / f).write_bytes((model_dir / f).read_bytes())
+    client = make_client(MODEL_DIR=f"{empty}:{bucket}:{bundled}")
+    names = [s["name"] if isinstance(s, dict) else s for s in client.get("/styles").json["styles"]]
+    assert sorted(names) == ["dots", "stripes"]
+
+
+def test_model_dir_folders_may_not_repeat_a_style_and_arch(make_client, model_dir, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "dots.onnx").write_bytes((model_dir / "dots.onnx").read_bytes())
+    with pytest.raises(SystemExit) as e:
+        make_client(MODEL_DIR=f"{a}:{b}")
+    assert str(e.value).startswith(
+        f"{a / 'dots.onnx'} and {b / 'dots.onnx'} are both style 'dots' in arch 'johnson'"
+    )
+
+
+def test_model_dir_with_only_empty_folders_is_refused(make_client, tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(SystemExit, match=r"no \*\.onnx style models in"):
+        make_client(MODEL_DIR=f"{tmp_path / 'a'}:{tmp_path / 'missing'}")

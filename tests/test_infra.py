@@ -1,5 +1,6 @@
-"""Tests for infra/: deploy.sh and teardown.sh against a fake gcloud, smoke_test.sh against
-local functions-framework servers (a correct stand-in, a wrong one, and the real function)."""
+"""Tests for infra/: deploy.sh, train.sh and teardown.sh against a fake gcloud, train_job.sh
+run locally on a tiny CPU training, smoke_test.sh against local functions-framework servers (a
+correct stand-in, a wrong one, and the real function)."""
 
 from __future__ import annotations
 
@@ -47,13 +48,51 @@ SCRIPT_ENV = [
     "SMOKE_TIMEOUT",
     "SMOKE_IMAGE",
     "PYTHON",
+    "CPU_ONLY",
+    "REQUEST_TIMEOUT",
+    "SERVICE_ACCOUNT",
+    "MODELS_BUCKET",
+    "MODELS_MODE",
+    "STYLE_FILE",
+    "STYLE_NAME",
+    "BUCKET",
+    "PHOTOS",
+    "JOB",
+    "TRAIN_SERVICE_ACCOUNT",
+    "ARCHS",
+    "STEPS",
+    "FAST_STEPS",
+    "LOSS_NET",
+    "IMAGE_SIZE",
+    "BATCH_SIZE",
+    "TRAIN_ARGS",
+    "TASK_TIMEOUT",
+    "TIME_BUDGET",
+    "MAX_EXECUTIONS",
+    "TORCH_INDEX",
+    "TORCH_SPEC",
+    "TRAIN_IMAGE",
+    "BUCKET_DIR",
+    "STYLE_IMAGE",
+    "DATA_DIR",
+    "MODELS_DIR",
+    "RUNS_DIR",
+    "WORK_DIR",
+    "DEVICE",
+    "EXPORT_ARGS",
 ]
+DIGEST = "sha256:" + "ab" * 32
 READ_ONLY = [
     ["config", "get-value"],
     ["services", "list"],
     ["artifacts", "repositories", "describe"],
     ["run", "services", "describe"],
     ["auth", "print-identity-token"],
+    ["iam", "service-accounts", "describe"],
+    ["artifacts", "docker", "images", "describe"],
+    ["storage", "buckets", "describe"],
+    ["storage", "ls"],
+    ["storage", "cat"],
 ]
 
 # Appends its argv (and, for a build, the files it would upload) as a JSON line to
@@ -88,6 +127,23 @@ elif args[:3] == ["run", "services", "describe"]:
     print(env["FAKE_URL"] if any("status.url" in a for a in args) else args[3])
 elif args[:2] == ["auth", "print-identity-token"]:
     print("{token}")
+elif args[:3] == ["iam", "service-accounts", "describe"]:
+    if env.get("FAKE_SA_EXISTS", "1") != "1":
+        sys.exit("ERROR: (gcloud.iam.service-accounts.describe) NOT_FOUND")
+    print(args[3])
+elif args[:4] == ["artifacts", "docker", "images", "describe"]:
+    print(env["FAKE_DIGEST"])
+elif args[:3] == ["storage", "buckets", "describe"]:
+    if env.get("FAKE_BUCKET_EXISTS", "1") != "1":
+        sys.exit("ERROR: (gcloud.storage.buckets.describe) NotFoundError")
+    print(args[3][len("gs://"):])
+elif args[:2] == ["storage", "ls"]:
+    if env.get("FAKE_PHOTOS", "1") == "1":
+        print(args[2] + "a.jpg")
+elif args[:2] == ["storage", "cat"]:
+    status = env.get("FAKE_TRAIN_STATUS", "done")
+    detail = "x.onnx" if status == "done" else "johnson at step 9000 of 40000"
+    print(json.dumps({{"state": status, "detail": detail}}))
 """
 
 
@@ -107,10 +163,11 @@ class FakeGcloud:
             CLOUDSDK_CONFIG=str(tmp / "gcloud-config"),
             FAKE_GCLOUD_LOG=str(self.log),
             FAKE_PROJECT=PROJECT,
-            FAKE_ENABLED_APIS=ALL_APIS,
+            FAKE_ENABLED_APIS=ALL_APIS + " storage.googleapis.com",  # train.sh needs it too
             FAKE_REPO_EXISTS="1",
             FAKE_SERVICE_EXISTS="1",
             FAKE_URL=FAKE_URL,
+            FAKE_DIGEST=DIGEST,
             FUNCTION_DIR=str(self.function_dir),
             IMAGE_TAG="t1",
         )
@@ -136,6 +193,7 @@ def make_function_dir(path: Path) -> Path:
     (path / "__pycache__").mkdir()
     (path / "main.py").write_text("def stylize(request):\n    return 'ok'\n")
     (path / "requirements.txt").write_text("functions-framework\n")
+    (path / "requirements-cpu.txt").write_text("onnxruntime\n")
     (path / "models" / "a.onnx").write_bytes(b"onnx")
     (path / "__pycache__" / "main.cpython-312.pyc").write_bytes(b"pyc")
     return path
@@ -201,7 +259,17 @@ def test_deploy_defaults_gpu_and_authenticated(gcloud):
 
     deploy = only_deploy(gcloud)
     assert deploy[2] == "styleserve"
-    assert flag(deploy, "--image") == image
+    # Deployed by the digest of the image just built, not by its tag.
+    (describe,) = gcloud.find("artifacts", "docker", "images", "describe")
+    assert describe[4] == image
+    assert flag(deploy, "--image") == image.removesuffix(":t1") + "@" + DIGEST
+    assert flag(deploy, "--timeout") == "300"
+    assert flag(deploy, "--service-account") == f"styleserve-run@{PROJECT}.iam.gserviceaccount.com"
+    probe = dict(kv.split("=", 1) for kv in flag(deploy, "--startup-probe").split(","))
+    assert probe["httpGet.path"] == "/healthz"
+    assert int(probe["periodSeconds"]) * int(probe["failureThreshold"]) <= 240
+    assert int(probe["timeoutSeconds"]) <= int(probe["periodSeconds"])
+    assert flag(deploy, "--add-volume") is None
     assert flag(deploy, "--project") == PROJECT
     assert flag(deploy, "--region") == "us-central1"
     assert flag(deploy, "--gpu") == "1"
@@ -359,7 +427,7 @@ def test_deploy_without_project_fails_clearly(gcloud):
     assert gcloud.mutating() == []
 
 
-@pytest.mark.parametrize("script", ["deploy.sh", "teardown.sh"])
+@pytest.mark.parametrize("script", ["deploy.sh", "teardown.sh", "train.sh"])
 def test_missing_gcloud_fails_clearly(tmp_path, script):
     # A PATH with the usual tools but no gcloud (one is installed in /usr/bin on some machines).
     bin_dir = tmp_path / "bin"
@@ -389,7 +457,7 @@ def test_missing_gcloud_fails_clearly(tmp_path, script):
     assert "gcloud not found on PATH" in result.stderr
 
 
-@pytest.mark.parametrize("script", ["deploy.sh", "teardown.sh", "smoke_test.sh"])
+@pytest.mark.parametrize("script", ["deploy.sh", "teardown.sh", "smoke_test.sh", "train.sh"])
 def test_help_documents_settings(gcloud, script):
     result = gcloud.run(script, "--help")
     assert result.returncode == 0
@@ -400,6 +468,316 @@ def test_help_documents_settings(gcloud, script):
     if script == "deploy.sh":
         for text in ("16Gi", "--public", "[MAX_INSTANCES]", "--no-gpu-zonal-redundancy"):
             assert text in result.stdout
+        for text in ("--cpu-only", "--models-bucket", "--service-account", "--timeout"):
+            assert text in result.stdout
+    if script == "train.sh":
+        for text in ("--style", "--bucket", "--photos", "[TIME_BUDGET]", "cu126", "vgg16"):
+            assert text in result.stdout
+
+
+def test_deploy_cpu_only(gcloud):
+    result = gcloud.run("deploy.sh", "--cpu-only", "--smoke", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"smoke_test.sh {FAKE_URL}" in result.stdout
+    assert "--expect-gpu" not in result.stdout
+    assert "--gpu" not in result.stdout
+    gcloud.log.write_text("")
+    result = gcloud.run("deploy.sh", "--cpu-only")
+    assert result.returncode == 0, result.stderr
+    (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
+    image = flag(build["argv"], "--tag")
+    assert image == f"us-central1-docker.pkg.dev/{PROJECT}/styleserve/styleserve-cpu:t1"
+    assert "function/requirements-cpu.txt" in build["context"]
+    deploy = only_deploy(gcloud)
+    assert not any(a.startswith(("--gpu", "--no-gpu")) for a in deploy), deploy
+    assert "--no-cpu-throttling" not in deploy
+    assert flag(deploy, "--image") == image.removesuffix(":t1") + "@" + DIGEST
+    assert flag(deploy, "--cpu") == "2"
+    assert flag(deploy, "--memory") == "4Gi"
+    assert flag(deploy, "--concurrency") == "4"
+    assert flag(deploy, "--max-instances") == "3"
+    assert flag(deploy, "--startup-probe").startswith("httpGet.path=/healthz,")
+    assert flag(deploy, "--service-account") == f"styleserve-run@{PROJECT}.iam.gserviceaccount.com"
+    assert env_vars(deploy) == {"DEFAULT_ARCH": "fast", "THREADS": "4"}
+
+
+def test_cpu_dockerfile_has_no_cuda():
+    text = (INFRA / "Dockerfile.cpu").read_text()
+    assert "requirements-cpu.txt" in text
+    assert "nvidia" not in text.lower().replace("no nvidia wheels", "")
+    assert "sm_89 kernels" not in (INFRA / "Dockerfile").read_text()
+
+
+def test_deploy_cpu_only_allows_small_instances(gcloud):
+    result = gcloud.run("deploy.sh", "--cpu-only", "--cpu", "1", "--memory", "512Mi")
+    assert result.returncode == 0, result.stderr
+    deploy = only_deploy(gcloud)
+    assert (flag(deploy, "--cpu"), flag(deploy, "--memory")) == ("1", "512Mi")
+
+
+@pytest.mark.parametrize(
+    ("mode", "model_dir"), [("beside", "/models:/app/models"), ("instead", "/models")]
+)
+def test_deploy_models_bucket(gcloud, mode, model_dir):
+    result = gcloud.run("deploy.sh", "--models-bucket", "gs://my-styles/", "--models-mode", mode)
+    assert result.returncode == 0, result.stderr
+    deploy = only_deploy(gcloud)
+    volumes = [a for a in deploy if a.startswith("--add-volume=")]
+    assert volumes == ["--add-volume=name=models,type=cloud-storage,bucket=my-styles,readonly=true"]
+    assert flag(deploy, "--add-volume-mount") == "volume=models,mount-path=/models"
+    assert env_vars(deploy)["MODEL_DIR"] == model_dir
+    sa = f"styleserve-run@{PROJECT}.iam.gserviceaccount.com"
+    (grant,) = gcloud.find("storage", "buckets", "add-iam-policy-binding")
+    assert grant[3] == "gs://my-styles"
+    assert flag(grant, "--member") == f"serviceAccount:{sa}"
+    assert flag(grant, "--role") == "roles/storage.objectViewer"
+    # The grant comes before the deploy that needs it.
+    calls = gcloud.calls()
+    assert calls.index(grant) < calls.index(deploy)
+
+
+def test_deploy_models_bucket_must_exist(gcloud):
+    missing = dict(FAKE_BUCKET_EXISTS="0", FAKE_SA_EXISTS="0", FAKE_REPO_EXISTS="0")
+    result = gcloud.run("deploy.sh", "--models-bucket", "nope-bucket", **missing)
+    assert result.returncode != 0
+    assert "gs://nope-bucket not found" in result.stderr
+    assert gcloud.mutating() == []
+    # A dry run only warns, and still shows the whole deploy.
+    result = gcloud.run("deploy.sh", "--models-bucket", "nope-bucket", "--dry-run", **missing)
+    assert result.returncode == 0, result.stderr
+    assert "warning: bucket gs://nope-bucket not found" in result.stderr
+    assert "--add-volume=name=models,type=cloud-storage,bucket=nope-bucket,readonly=true" in (
+        result.stdout
+    )
+    assert gcloud.mutating() == []
+
+
+def test_deploy_creates_missing_service_account(gcloud):
+    result = gcloud.run("deploy.sh", FAKE_SA_EXISTS="0")
+    assert result.returncode == 0, result.stderr
+    (create,) = gcloud.find("iam", "service-accounts", "create")
+    assert create[3] == "styleserve-run"
+    assert flag(create, "--project") == PROJECT
+    # No project-level role grants: the runtime identity has no project permissions.
+    assert not gcloud.find("projects", "add-iam-policy-binding")
+
+
+def test_deploy_given_service_account_is_used_not_created(gcloud):
+    sa = f"custom@{PROJECT}.iam.gserviceaccount.com"
+    result = gcloud.run("deploy.sh", "--service-account", sa, "--timeout", "900")
+    assert result.returncode == 0, result.stderr
+    deploy = only_deploy(gcloud)
+    assert flag(deploy, "--service-account") == sa
+    assert flag(deploy, "--timeout") == "900"
+    assert not gcloud.find("iam", "service-accounts", "create")
+    result = gcloud.run("deploy.sh", "--service-account", sa, FAKE_SA_EXISTS="0")
+    assert result.returncode != 0
+    assert f"service account {sa} not found" in result.stderr
+
+
+# --- train.sh ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def painting(tmp_path) -> Path:
+    from devtools.images import make_photo
+
+    path = tmp_path / "My Painting.JPG"
+    make_photo(64, 48, seed=3).save(path, "JPEG")
+    return path
+
+
+def test_train_records_the_whole_pipeline(gcloud, painting, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    result = gcloud.run("train.sh", "--style", str(painting), "--bucket", "gs://my-styles",
+                        "--photos", str(photos), "--steps", "30000")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    kinds = [c[:3] for c in gcloud.mutating()]
+    assert kinds == [
+        ["storage", "cp", str(painting)],
+        ["storage", "rsync", str(photos)],
+        ["storage", "buckets", "add-iam-policy-binding"],
+        ["builds", "submit", kinds[3][2]],
+        ["run", "jobs", "deploy"],
+        ["run", "jobs", "execute"],
+    ]
+    cp, rsync, grant, _, deploy, execute = gcloud.mutating()
+    assert cp[3] == "gs://my-styles/styles/my_painting.jpg"
+    assert rsync[3] == "gs://my-styles/photos" and "--recursive" in rsync
+    sa = f"styleserve-train@{PROJECT}.iam.gserviceaccount.com"
+    assert flag(grant, "--member") == f"serviceAccount:{sa}"
+    assert flag(grant, "--role") == "roles/storage.objectUser"
+
+    (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
+    image = flag(build["argv"], "--tag")
+    assert image == f"us-central1-docker.pkg.dev/{PROJECT}/styleserve/styleserve-train:t1"
+    assert {"Dockerfile", "pyproject.toml", "infra/train_job.sh", "training/train.py",
+            "export/onnx_export.py"} <= set(build["context"])  # fmt: skip
+
+    assert deploy[3] == "styleserve-train"
+    assert flag(deploy, "--image") == image.removesuffix(":t1") + "@" + DIGEST
+    assert flag(deploy, "--gpu") == "1"
+    assert flag(deploy, "--gpu-type") == "nvidia-l4"
+    assert "--no-gpu-zonal-redundancy" in deploy
+    assert flag(deploy, "--task-timeout") == "3600s"
+    assert flag(deploy, "--service-account") == sa
+    assert flag(deploy, "--add-volume") == "name=bucket,type=cloud-storage,bucket=my-styles"
+    assert flag(deploy, "--add-volume-mount") == "volume=bucket,mount-path=/bucket"
+    env = env_vars(deploy)
+    assert env["STYLE_NAME"] == "my_painting"
+    assert env["STYLE_IMAGE"] == "/bucket/styles/my_painting.jpg"
+    assert env["STEPS"] == "30000"
+    assert env["TIME_BUDGET"] == "3000"
+    assert env["LOSS_NET"] == "auto"
+    assert execute[3] == "styleserve-train" and "--wait" in execute
+
+    out = result.stdout
+    assert "gs://my-styles/my_painting.onnx gs://my-styles/my_painting.fast.onnx" in out
+    assert (
+        f"infra/deploy.sh --project {PROJECT} --region us-central1 --models-bucket my-styles" in out
+    )
+
+
+def test_train_staged_dockerfile_uses_cuda12_torch(gcloud, painting, tmp_path):
+    text = (INFRA / "Dockerfile.train").read_text()
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cu126" in text
+    assert 'startswith("12.")' in text
+
+
+def test_train_dry_run_changes_nothing(gcloud, painting):
+    result = gcloud.run("train.sh", "--style", str(painting), "--bucket", "new-bucket",
+                        "--name", "starry", "--dry-run", FAKE_BUCKET_EXISTS="0",
+                        FAKE_PHOTOS="0", FAKE_SA_EXISTS="0", FAKE_REPO_EXISTS="0")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert gcloud.mutating() == []
+    out = result.stdout
+    for line in (
+        f"+ gcloud storage buckets create gs://new-bucket --project={PROJECT} --location=us-central1",
+        f"+ gcloud storage cp {painting}".replace(str(painting), f"'{painting}'"),
+        f"+ gcloud iam service-accounts create styleserve-train --project={PROJECT}",
+        "+ gcloud artifacts repositories create styleserve",
+        "+ gcloud builds submit BUILD_CONTEXT",
+        "+ gcloud run jobs deploy styleserve-train",
+        "--gpu-type=nvidia-l4",
+        "+ gcloud run jobs execute styleserve-train",
+        "Next step:",
+    ):
+        assert line in out, line
+    assert "needs --photos DIR" in result.stderr
+
+
+def test_train_resumes_over_several_executions(gcloud, painting):
+    result = gcloud.run("train.sh", "--style", str(painting), "--bucket", "b-1",
+                        "--max-executions", "3", FAKE_TRAIN_STATUS="training")  # fmt: skip
+    assert result.returncode != 0
+    # Same status after each execution: stops after the second, saying why.
+    assert len(gcloud.find("run", "jobs", "execute")) == 2
+    assert "made no progress" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bucket", "b-1"], "--style PAINTING is required"),
+        (
+            ["--style", "STYLE", "--bucket", "b-1", "--time-budget", "3500"],
+            "leaves under 5 minutes",
+        ),
+        (["--style", "STYLE", "--bucket", "b-1", "--task-timeout", "7200"], "at most 3600"),
+        (["--style", "STYLE", "--bucket", "B_ad!"], "--bucket wants"),
+        (["--style", "STYLE", "--bucket", "b-1", "--archs", "vgg"], "--archs must be"),
+        (["--style", "STYLE"], "--bucket NAME is required"),
+    ],
+)
+def test_train_rejects_bad_settings_before_touching_anything(gcloud, painting, args, message):
+    args = [str(painting) if a == "STYLE" else a for a in args]
+    result = gcloud.run("train.sh", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert gcloud.mutating() == []
+
+
+def test_train_with_given_image_skips_the_build(gcloud, painting):
+    result = gcloud.run("train.sh", "--style", str(painting), "--bucket", "b-1",
+                        "--image", "us-docker.pkg.dev/p/r/train@sha256:1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not gcloud.find("builds", "submit")
+    (deploy,) = gcloud.find("run", "jobs", "deploy")
+    assert flag(deploy, "--image") == "us-docker.pkg.dev/p/r/train@sha256:1"
+
+
+# --- train_job.sh, the job's entrypoint, run locally ---------------------------------------
+
+
+def test_train_job_runs_locally_end_to_end(tmp_path):
+    from devtools.images import make_photo
+
+    bucket = tmp_path / "bucket"
+    (bucket / "photos").mkdir(parents=True)
+    (bucket / "styles").mkdir()
+    for i in range(3):
+        make_photo(64, 48, seed=i).save(bucket / "photos" / f"p{i}.jpg")
+    make_photo(64, 64, seed=9).save(bucket / "styles" / "tiny.png")
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    env.update(PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO),
+               OMP_NUM_THREADS="1", STEPS="2", FAST_STEPS="2", LOSS_NET="efficientnet-lite0")  # fmt: skip
+    args = ["--name", "tiny", "--bucket-dir", str(bucket), "--work-dir", str(tmp_path / "work"),
+            "--image-size", "32", "--batch-size", "1", "--device", "cpu",
+            "--train-args", "--workers 0 --style-size 64"]  # fmt: skip
+    result = run_script("train_job.sh", *args, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    import onnx
+
+    for name, arch in (("tiny.onnx", "johnson"), ("tiny.fast.onnx", "fast")):
+        model = onnx.load(str(bucket / name))
+        onnx.checker.check_model(model)
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert meta.get("name") == "tiny", meta
+        assert meta.get("arch", "johnson") == arch
+    assert not list(bucket.glob("*.partial"))
+    status = json.loads((bucket / "runs" / "tiny" / "status.json").read_text())
+    assert status["state"] == "done"
+    assert (bucket / "runs" / "tiny" / "johnson" / "last.pt").is_file()
+    assert (bucket / "runs" / "tiny" / "loss_net").read_text().strip() == "efficientnet-lite0"
+
+    # Run again: both archs are done, so nothing is trained or exported again.
+    mtime = (bucket / "tiny.onnx").stat().st_mtime
+    again = run_script("train_job.sh", *args, env=env, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2/2 steps already done" in again.stderr
+    assert "exporting" not in again.stderr
+    assert (bucket / "tiny.onnx").stat().st_mtime == mtime
+
+
+def test_train_job_resumes_when_the_time_budget_runs_out(tmp_path):
+    from devtools.images import make_photo
+
+    bucket = tmp_path / "bucket"
+    (bucket / "photos").mkdir(parents=True)
+    (bucket / "styles").mkdir()
+    make_photo(48, 48, seed=1).save(bucket / "photos" / "p.jpg")
+    make_photo(48, 48, seed=2).save(bucket / "styles" / "s.jpg")
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    env.update(PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO),
+               OMP_NUM_THREADS="1")  # fmt: skip
+    # A budget under a minute: the job saves a "training" status and trains nothing.
+    args = ["--name", "s", "--bucket-dir", str(bucket), "--archs", "fast", "--time-budget", "30", "--work-dir", str(tmp_path / "w"),
+            "--loss-net", "efficientnet-lite0", "--device", "cpu"]  # fmt: skip
+    result = run_script("train_job.sh", *args, env=env, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "run again to resume" in result.stderr
+    status = json.loads((bucket / "runs" / "s" / "status.json").read_text())
+    assert status == {**status, "state": "training", "detail": "fast at step 0 of 40000"}
+    assert not list(bucket.glob("*.onnx"))
+
+
+def test_train_job_needs_a_painting(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    result = run_script("train_job.sh", "--name", "x", "--bucket-dir", str(tmp_path), env=env)
+    assert result.returncode != 0
+    assert "no single painting" in result.stderr
 
 
 # --- teardown.sh ---------------------------------------------------------------------------

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Entrypoint of the training job that infra/train.sh runs on Cloud Run (an L4 GPU), also
+# runnable locally: every path is a plain folder, which in the job is a Cloud Storage bucket
+# mounted at /bucket.
+#
+# One run trains for at most TIME_BUDGET seconds, then saves. Run it again (train.sh starts
+# another job execution) and it resumes from the checkpoint in the bucket, until every arch
+# has its steps; each finished arch is exported (parity-checked) to MODELS_DIR at once.
+# Training runs in a local scratch folder; checkpoints and logs are copied to the bucket after
+# each run, so nothing depends on how the bucket's FUSE mount handles appends or renames.
+set -euo pipefail
+
+STYLE_NAME="${STYLE_NAME:-}"
+BUCKET_DIR="${BUCKET_DIR:-/bucket}"
+STYLE_IMAGE="${STYLE_IMAGE:-}"
+DATA_DIR="${DATA_DIR:-}"
+MODELS_DIR="${MODELS_DIR:-}"
+RUNS_DIR="${RUNS_DIR:-}"
+WORK_DIR="${WORK_DIR:-${TMPDIR:-/tmp}/styleserve-train}"
+ARCHS="${ARCHS:-johnson fast}"
+STEPS="${STEPS:-40000}"
+FAST_STEPS="${FAST_STEPS:-10000}"
+TIME_BUDGET="${TIME_BUDGET:-3000}"
+LOSS_NET="${LOSS_NET:-auto}"
+IMAGE_SIZE="${IMAGE_SIZE:-256}"
+BATCH_SIZE="${BATCH_SIZE:-4}"
+DEVICE="${DEVICE:-auto}"
+TRAIN_ARGS="${TRAIN_ARGS:-}"
+EXPORT_ARGS="${EXPORT_ARGS:-}"
+PYTHON="${PYTHON:-python3}"
+
+usage() {
+  cat <<EOF
+Usage: infra/train_job.sh [options]
+
+Trains style STYLE_NAME from a painting and exports each finished arch to MODELS_DIR as
+NAME.onnx (johnson) and NAME.fast.onnx (fast, distilled from the johnson model when both are
+trained). Stops after TIME_BUDGET seconds; run it again to resume. Writes RUNS_DIR/status.json
+({"state": "done"|"training", ...}) after every run. Run from the repository root (or set
+PYTHONPATH) with the 'train' extra and onnxruntime installed.
+
+Options (env var in brackets, then default):
+  --name NAME          [STYLE_NAME]   required; the style id the API serves
+  --bucket-dir DIR     [BUCKET_DIR]   /bucket (where the job mounts the bucket)
+  --style PATH         [STYLE_IMAGE]  the painting; default: the one file BUCKET_DIR/styles/NAME.*
+  --data DIR           [DATA_DIR]     training photos; default BUCKET_DIR/photos
+  --models-dir DIR     [MODELS_DIR]   where NAME.onnx goes; default BUCKET_DIR (its top level,
+                                      what deploy.sh --models-bucket serves)
+  --runs-dir DIR       [RUNS_DIR]     checkpoints; default BUCKET_DIR/runs/NAME
+  --work-dir DIR       [WORK_DIR]     local scratch; default \$TMPDIR/styleserve-train
+  --archs "A B"        [ARCHS]        "johnson fast" | johnson | fast
+  --steps N            [STEPS]        40000 (johnson, or fast when trained alone)
+  --fast-steps N       [FAST_STEPS]   10000 (fast, when distilled from johnson)
+  --time-budget S      [TIME_BUDGET]  3000 seconds of training per run
+  --loss-net NET       [LOSS_NET]     auto (ImageNet VGG16 through torch hub if it downloads,
+                                      else efficientnet-lite0) | vgg16 | efficientnet-lite0
+  --image-size PX      [IMAGE_SIZE]   256
+  --batch-size N       [BATCH_SIZE]   4
+  --device DEV         [DEVICE]       auto
+  --train-args "..."   [TRAIN_ARGS]   more python -m training.train flags (word-split)
+  --export-args "..."  [EXPORT_ARGS]  more python -m export flags (word-split)
+  -h, --help           this text
+EOF
+}
+
+die() {
+  echo "train_job.sh: error: $*" >&2
+  exit 1
+}
+
+log() { echo "==> $*" >&2; }
+
+need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
+
+parse_args() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --name) need_value "$@"; STYLE_NAME="$2"; shift ;;
+      --bucket-dir) need_value "$@"; BUCKET_DIR="$2"; shift ;;
+      --style) need_value "$@"; STYLE_IMAGE="$2"; shift ;;
+      --data) need_value "$@"; DATA_DIR="$2"; shift ;;
+      --models-dir) need_value "$@"; MODELS_DIR="$2"; shift ;;
+      --runs-dir) need_value "$@"; RUNS_DIR="$2"; shift ;;
+      --work-dir) need_value "$@"; WORK_DIR="$2"; shift ;;
+      --archs) need_value "$@"; ARCHS="$2"; shift ;;
+      --steps) need_value "$@"; STEPS="$2"; shift ;;
+      --fast-steps) need_value "$@"; FAST_STEPS="$2"; shift ;;
+      --time-budget) need_value "$@"; TIME_BUDGET="$2"; shift ;;
+      --loss-net) need_value "$@"; LOSS_NET="$2"; shift ;;
+      --image-size) need_value "$@"; IMAGE_SIZE="$2"; shift ;;
+      --batch-size) need_value "$@"; BATCH_SIZE="$2"; shift ;;
+      --device) need_value "$@"; DEVICE="$2"; shift ;;
+      --train-args) need_value "$@"; TRAIN_ARGS="$2"; shift ;;
+      --export-args) need_value "$@"; EXPORT_ARGS="$2"; shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) die "unknown argument '$1' (see --help)" ;;
+    esac
+    shift
+  done
+}
+
+validate() {
+  [[ "$STYLE_NAME" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]] ||
+    die "--name wants a style id of lowercase letters, digits, '_' and '-' (got '$STYLE_NAME')"
+  : "${DATA_DIR:=$BUCKET_DIR/photos}" "${MODELS_DIR:=$BUCKET_DIR}" "${RUNS_DIR:=$BUCKET_DIR/runs/$STYLE_NAME}"
+  if [[ -z "$STYLE_IMAGE" ]]; then
+    local found=("$BUCKET_DIR/styles/$STYLE_NAME".*)
+    [[ ${#found[@]} -eq 1 && -f "${found[0]}" ]] ||
+      die "no single painting $BUCKET_DIR/styles/$STYLE_NAME.* (pass --style PATH)"
+    STYLE_IMAGE="${found[0]}"
+  fi
+  [[ -f "$STYLE_IMAGE" ]] || die "painting $STYLE_IMAGE not found"
+  [[ -d "$DATA_DIR" ]] || die "training photos folder $DATA_DIR not found"
+  local n
+  for n in STEPS FAST_STEPS TIME_BUDGET IMAGE_SIZE BATCH_SIZE; do
+    [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive whole number, got '${!n}'"
+  done
+  case "$ARCHS" in
+    "johnson fast" | johnson | fast) ;;
+    *) die "--archs must be \"johnson fast\", johnson or fast (got '$ARCHS')" ;;
+  esac
+  case "$LOSS_NET" in
+    auto | vgg16 | efficientnet-lite0) ;;
+    *) die "--loss-net must be auto, vgg16 or efficientnet-lite0 (got '$LOSS_NET')" ;;
+  esac
+  mkdir -p "$RUNS_DIR" "$MODELS_DIR" "$WORK_DIR"
+}
+
+# The step a checkpoint reached, 0 without one.
+checkpoint_step() {
+  [[ -f "$1" ]] || { echo 0; return 0; }
+  "$PYTHON" -c 'import sys; from training.checkpoint import load; print(load(sys.argv[1])["step"])' "$1"
+}
+
+# A resumed run must keep its loss network: the first run's choice is kept in RUNS_DIR.
+choose_loss_net() {
+  if [[ -f "$RUNS_DIR/loss_net" ]]; then
+    LOSS_NET="$(cat "$RUNS_DIR/loss_net")"
+  elif [[ "$LOSS_NET" == auto ]]; then
+    if "$PYTHON" -c 'from training.vgg import load_vgg16_state_dict; load_vgg16_state_dict(None)' \
+      >/dev/null 2>&1; then
+      LOSS_NET=vgg16
+    else
+      log "ImageNet VGG16 not downloadable from torch hub here; using efficientnet-lite0 (shipped with the train extra)"
+      LOSS_NET=efficientnet-lite0
+    fi
+  fi
+  echo "$LOSS_NET" >"$RUNS_DIR/loss_net"
+  log "loss network: $LOSS_NET"
+}
+
+write_status() {
+  local state="$1" detail="$2"
+  "$PYTHON" - "$RUNS_DIR/status.json" "$state" "$detail" "$STYLE_NAME" <<'PY'
+import json, sys, time
+path, state, detail, name = sys.argv[1:]
+with open(path + ".partial", "w") as f:
+    json.dump({"state": state, "detail": detail, "style": name, "time": int(time.time())}, f)
+    f.write("\n")
+import os
+os.replace(path + ".partial", path)
+PY
+}
+
+model_file() {
+  if [[ "$1" == johnson ]]; then echo "$STYLE_NAME.onnx"; else echo "$STYLE_NAME.$1.onnx"; fi
+}
+
+# train_arch ARCH STEPS [TEACHER_CKPT]: trains (or resumes) within the remaining budget;
+# returns 0 when ARCH has all its steps, 3 when the budget ran out first.
+train_arch() {
+  local arch="$1" steps="$2" teacher="${3:-}"
+  local saved="$RUNS_DIR/$arch" run="$WORK_DIR/$arch"
+  mkdir -p "$saved"
+  rm -rf "$run"
+  mkdir -p "$run"
+  # Bring back the run folder (checkpoint, log, samples) from the bucket.
+  cp -R "$saved/." "$run/"
+  local done_steps
+  done_steps="$(checkpoint_step "$run/last.pt")"
+  if ((done_steps >= steps)); then
+    log "$arch: $done_steps/$steps steps already done"
+    return 0
+  fi
+  local left=$((DEADLINE - SECONDS))
+  if ((left < 60)); then
+    log "$arch: no time left in this run's budget"
+    return 3
+  fi
+  local cmd=("$PYTHON" -m training.train --style "$STYLE_IMAGE" --data "$DATA_DIR" --out "$run"
+    --arch "$arch" --steps "$steps" --loss-net "$LOSS_NET" --image-size "$IMAGE_SIZE"
+    --batch-size "$BATCH_SIZE" --device "$DEVICE" --time-budget "$left")
+  [[ "$arch" == fast ]] && cmd+=(--tv-weight 10)
+  [[ -f "$run/last.pt" ]] && cmd+=(--resume "$run/last.pt")
+  [[ -n "$teacher" ]] && cmd+=(--teacher "$teacher")
+  if [[ -n "$TRAIN_ARGS" ]]; then
+    local extra
+    read -r -a extra <<<"$TRAIN_ARGS"
+    cmd+=("${extra[@]}")
+  fi
+  log "$arch: training from step $done_steps to $steps (at most ${left}s): ${cmd[*]}"
+  "${cmd[@]}"
+  # Save to the bucket; last.pt last, so a reader never sees a checkpoint without its log.
+  local f
+  for f in "$run"/*; do
+    [[ "$(basename "$f")" == last.pt ]] || cp -R "$f" "$saved/"
+  done
+  cp "$run/last.pt" "$saved/last.pt.partial"
+  mv -f "$saved/last.pt.partial" "$saved/last.pt"
+  done_steps="$(checkpoint_step "$run/last.pt")"
+  log "$arch: $done_steps/$steps steps saved to $saved"
+  ((done_steps >= steps)) || return 3
+}
+
+export_arch() {
+  local arch="$1" file
+  file="$(model_file "$arch")"
+  local cmd=("$PYTHON" -m export --checkpoint "$WORK_DIR/$arch/last.pt" --out "$WORK_DIR/$file"
+    --name "$STYLE_NAME" --photos "$DATA_DIR" --force)
+  if [[ -n "$EXPORT_ARGS" ]]; then
+    local extra
+    read -r -a extra <<<"$EXPORT_ARGS"
+    cmd+=("${extra[@]}")
+  fi
+  log "$arch: exporting with the parity check: ${cmd[*]}"
+  "${cmd[@]}"
+  # Not *.onnx until complete, so a service starting meanwhile never reads half a model.
+  cp "$WORK_DIR/$file" "$MODELS_DIR/$file.partial"
+  mv -f "$MODELS_DIR/$file.partial" "$MODELS_DIR/$file"
+  log "$arch: wrote $MODELS_DIR/$file"
+}
+
+main() {
+  parse_args "$@"
+  validate
+  DEADLINE=$((SECONDS + TIME_BUDGET))
+  log "style $STYLE_NAME from $STYLE_IMAGE, photos $DATA_DIR, archs: $ARCHS"
+  choose_loss_net
+  local arch steps teacher="" written=() rc
+  for arch in $ARCHS; do
+    steps="$STEPS"
+    if [[ "$arch" == fast && "$ARCHS" == "johnson fast" ]]; then
+      steps="$FAST_STEPS"
+      teacher="$WORK_DIR/johnson/last.pt"
+    fi
+    rc=0
+    train_arch "$arch" "$steps" "$teacher" || rc=$?
+    if ((rc == 3)); then
+      write_status training "$arch at step $(checkpoint_step "$WORK_DIR/$arch/last.pt") of $steps"
+      log "time budget used up; run again to resume (infra/train.sh does)"
+      return 0
+    fi
+    ((rc == 0)) || return "$rc"
+    if [[ ! -f "$MODELS_DIR/$(model_file "$arch")" || "$MODELS_DIR/$(model_file "$arch")" -ot "$RUNS_DIR/$arch/last.pt" ]]; then
+      export_arch "$arch"
+    fi
+    written+=("$(model_file "$arch")")
+  done
+  write_status "done" "${written[*]}"
+  log "done: ${written[*]} in $MODELS_DIR"
+}
+
+main "$@"
