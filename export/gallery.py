@@ -1,10 +1,12 @@
-"""Contact sheets of the shipped styles, made through the function's own inference code.
+"""Contact sheets of the shipped styles, made with the exported ONNX files as the function runs
+them: the graph carries every pixel convention, so a session's output is the function's.
 
     python -m export.gallery                     # docs/gallery.jpg and docs/crops.jpg
     python -m export.gallery --compare old_models --compare-label "random loss"
 
 gallery.jpg: a row per style (the painting, then 4 Kodak photos from ../shared/data/eval in that
-style, each in the style's default arch), under a row of the photos themselves. crops.jpg: a
+style, each in the arch a CPU instance serves by default: fast where the style has it), under a
+row of the photos themselves. crops.jpg: a
 100 % crop of one 768x512 result per style, beside the same crop of the photo, where lattices,
 halos and noise show. With --compare DIR, compare.jpg: the same photos by the models in DIR and
 by the shipped ones, side by side.
@@ -17,12 +19,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "function"))  # the function's modules import each other flat
-
-from inference import StyleRegistry  # noqa: E402
 
 TILE = (288, 192)  # 3:2, the Kodak photos' shape
 LABEL_H = 22
@@ -50,9 +50,25 @@ def grid(rows: list[list[Image.Image]]) -> Image.Image:
     return sheet
 
 
-def render(registry: StyleRegistry, name: str, photo: Image.Image) -> Image.Image:
-    """The style's default arch at the photo's own size, as a request without options gets."""
-    return Image.fromarray(registry.stylize(registry.get(name), np.asarray(photo)))
+Styles = dict[str, tuple[ort.InferenceSession, dict[str, str]]]
+
+
+def load_styles(folder: Path) -> Styles:
+    """One session per style: its fast network where it has one, else its johnson network."""
+    styles: Styles = {}
+    for path in sorted(folder.glob("*.onnx")):
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = session.get_modelmeta().custom_metadata_map
+        name = meta.get("name") or path.name.split(".")[0]
+        if name not in styles or meta.get("arch") == "fast":
+            styles[name] = (session, meta)
+    return styles
+
+
+def render(styles: Styles, name: str, photo: Image.Image) -> Image.Image:
+    """At the photo's own size, as a request without options gets on a CPU instance."""
+    image = np.asarray(photo.convert("RGB"))[None]  # (1, H, W, 3) uint8
+    return Image.fromarray(styles[name][0].run(None, {"image": image})[0][0])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-label", default="before")
     args = p.parse_args(argv)
 
-    registry = StyleRegistry(args.models)
-    other = StyleRegistry(args.compare) if args.compare else None
+    styles = load_styles(args.models)
+    other = load_styles(args.compare) if args.compare else None
     photos = {n: Image.open(args.eval / f"{n}.png").convert("RGB") for n in PHOTOS}
     first = photos[PHOTOS[0]]
 
@@ -74,15 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     rows[0] += [label(tile(im), n) for n, im in photos.items()]
     crops = [[label(first.crop(CROP), f"{PHOTOS[0]}, 100 % crop")]]
     compare = []
-    for name in sorted(registry.styles):
-        title = registry.styles[name].describe(registry.default_arch)["title"]
+    for name in sorted(styles):
+        title = styles[name][1].get("title", name)
         painting = label(tile(Image.open(args.styles_dir / f"{name}.jpg")), title)
-        results = [render(registry, name, im) for im in photos.values()]
+        results = [render(styles, name, im) for im in photos.values()]
         rows.append([painting] + [label(tile(r), name) for r in results])
         crops[-1].append(label(results[0].crop(CROP), name))
         if len(crops[-1]) == 4:
             crops.append([])
-        if other is not None and name in other.styles:
+        if other is not None and name in other:
             pair = [painting]
             for im, now in list(zip(photos.values(), results, strict=True))[:2]:
                 pair += [label(tile(render(other, name, im)), f"{name}, {args.compare_label}")]
