@@ -367,7 +367,7 @@ def test_optimize_moves_pixels_towards_the_style(style_path):
 
     net = build_loss_net("efficientnet-lite0")
     photo = data.to_tensor(make_photo(64, 48))[None]
-    setting = optimize.Setting("s4", 1.0, 1.0, 64, "s2+s4+s8")
+    setting = optimize.Setting("s4", 1.0, 1.0, 64, "s2,s4,s8")
     result = optimize.optimize(net, photo, style_path, setting, steps=8)
     assert result.shape == photo.shape and torch.isfinite(result).all()
     assert result.min() >= 0 and result.max() <= 255

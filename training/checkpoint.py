@@ -10,6 +10,7 @@ import torch
 
 from training.errors import UsageError
 from training.model import ModelConfig, TransformerNet
+from training.torch_files import load_torch_file
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("model", "model_config", "step", "style_name", "style_image_sha256", "loss_net")
@@ -35,13 +36,7 @@ def save(
 
 
 def load(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"checkpoint {path}: no such file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UsageError(f"checkpoint {path}: not a readable PyTorch checkpoint ({e})") from e
+    ckpt = load_torch_file(path, "checkpoint", kind="readable PyTorch checkpoint")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise UsageError(f"checkpoint {path}: not written by training.train (missing {missing})")

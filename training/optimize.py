@@ -27,6 +27,7 @@ from training import data, losses
 from training.errors import UsageError
 from training.loss_nets import DEFAULTS, LOSS_NETS, build_loss_net
 from training.report import to_uint8_hwc
+from training.train import parse_style_layers
 
 log = logging.getLogger("optimize")
 
@@ -38,14 +39,6 @@ class Setting:
     style_weight: float
     style_size: int
     style_layers: str  # name:weight,... as in training.train
-
-
-def parse_layers(spec: str) -> dict[str, float]:
-    out = {}
-    for item in spec.split("+" if "+" in spec else ","):
-        name, _, weight = item.partition(":")
-        out[name.strip()] = float(weight or 1.0)
-    return out
 
 
 def optimize(
@@ -60,7 +53,7 @@ def optimize(
         loss_net,
         data.load_style_image(style_path, s.style_size),
         content_layer=s.content_layer,
-        style_layers=parse_layers(s.style_layers),
+        style_layers=parse_style_layers(s.style_layers),
         content_weight=s.content_weight,
         style_weight=s.style_weight,
     )
@@ -121,14 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--content-weight", help="e.g. 0.3,1,3")
     p.add_argument("--style-weight")
     p.add_argument("--style-size", default="512", help="the painting's longer side, px")
-    p.add_argument("--style-layers", help="name:weight+name:weight; ';' separates sweep values")
+    p.add_argument(
+        "--style-layers", help="name:weight,name:weight as in training; ';' separates sweep values"
+    )
     p.add_argument("--columns", type=int, default=4)
     args = p.parse_args(argv)
     torch.set_flush_denormal(True)
     try:
         net = build_loss_net(args.loss_net, args.loss_weights)
         d = DEFAULTS[args.loss_net]
-        default_layers = "+".join(f"{k}:{v:g}" for k, v in d.style_layers.items())
+        default_layers = ",".join(f"{k}:{v:g}" for k, v in d.style_layers.items())
         sweeps = itertools.product(
             (args.content_layer or d.content_layer).split(","),
             [float(v) for v in (args.content_weight or str(d.content_weight)).split(",")],
@@ -138,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         settings = [Setting(*combo) for combo in sweeps]
         for s in settings:
-            unknown = ({s.content_layer} | set(parse_layers(s.style_layers))) - set(net.layer_names)
+            unknown = ({s.content_layer} | set(parse_style_layers(s.style_layers))) - set(
+                net.layer_names
+            )
             if unknown:
                 raise UsageError(f"unknown layers {sorted(unknown)}; choose from {net.layer_names}")
         photo = data.to_tensor(

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from training.errors import UsageError
+from training.torch_files import load_torch_file
 
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 LAYER_NAMES = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -61,13 +62,7 @@ class VGG16Features(nn.Module):
 def load_vgg16_state_dict(path: str | Path | None) -> dict[str, torch.Tensor]:
     """torchvision-format VGG16 weights from `path`, else torch hub's cache or a download."""
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UsageError(f"--loss-weights {path}: no such file")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UsageError(f"--loss-weights {path}: not a PyTorch state dict ({e})") from e
+        state = load_torch_file(path, "--loss-weights")
     else:
         try:
             state = torch.hub.load_state_dict_from_url(
