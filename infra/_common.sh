@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by deploy.sh, train.sh and teardown.sh (sourced, not run).
+# Helpers shared by deploy.sh, train.sh, teardown.sh and train_job.sh (sourced, not run).
 
 # L4 regions listed on Cloud Run's "GPU support for services" page; others only warn, since
 # Google adds regions over time.

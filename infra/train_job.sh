@@ -10,6 +10,10 @@
 # each run, so nothing depends on how the bucket's FUSE mount handles appends or renames.
 set -euo pipefail
 
+# die, log, need_value
+# shellcheck source-path=SCRIPTDIR source=_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+
 STYLE_NAME="${STYLE_NAME:-}"
 BUCKET_DIR="${BUCKET_DIR:-/bucket}"
 STYLE_IMAGE="${STYLE_IMAGE:-}"
@@ -63,14 +67,20 @@ Options (env var in brackets, then default):
 EOF
 }
 
-die() {
-  echo "train_job.sh: error: $*" >&2
-  exit 1
+# Append the words of string $2 (split like the shell) to the array named $1.
+append_words() {
+  local -n into="$1"
+  [[ -n "$2" ]] || return 0
+  local words
+  read -r -a words <<<"$2"
+  into+=("${words[@]}")
 }
 
-log() { echo "==> $*" >&2; }
-
-need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
+# Copy $1 to $2 under a temporary name first, so a reader never sees a half-written file.
+publish() {
+  cp "$1" "$2.partial"
+  mv -f "$2.partial" "$2"
+}
 
 parse_args() {
   while [[ $# -gt 0 ]]; do
@@ -193,11 +203,7 @@ train_arch() {
   [[ "$arch" == fast ]] && cmd+=(--tv-weight 10)
   [[ -f "$run/last.pt" ]] && cmd+=(--resume "$run/last.pt")
   [[ -n "$teacher" ]] && cmd+=(--teacher "$teacher")
-  if [[ -n "$TRAIN_ARGS" ]]; then
-    local extra
-    read -r -a extra <<<"$TRAIN_ARGS"
-    cmd+=("${extra[@]}")
-  fi
+  append_words cmd "$TRAIN_ARGS"
   log "$arch: training from step $done_steps to $steps (at most ${left}s): ${cmd[*]}"
   "${cmd[@]}"
   # Save to the bucket; last.pt last, so a reader never sees a checkpoint without its log.
@@ -205,8 +211,7 @@ train_arch() {
   for f in "$run"/*; do
     [[ "$(basename "$f")" == last.pt ]] || cp -R "$f" "$saved/"
   done
-  cp "$run/last.pt" "$saved/last.pt.partial"
-  mv -f "$saved/last.pt.partial" "$saved/last.pt"
+  publish "$run/last.pt" "$saved/last.pt"
   done_steps="$(checkpoint_step "$run/last.pt")"
   log "$arch: $done_steps/$steps steps saved to $saved"
   ((done_steps >= steps)) || return 3
@@ -217,16 +222,11 @@ export_arch() {
   file="$(model_file "$arch")"
   local cmd=("$PYTHON" -m export --checkpoint "$WORK_DIR/$arch/last.pt" --out "$WORK_DIR/$file"
     --name "$STYLE_NAME" --photos "$DATA_DIR" --force)
-  if [[ -n "$EXPORT_ARGS" ]]; then
-    local extra
-    read -r -a extra <<<"$EXPORT_ARGS"
-    cmd+=("${extra[@]}")
-  fi
+  append_words cmd "$EXPORT_ARGS"
   log "$arch: exporting with the parity check: ${cmd[*]}"
   "${cmd[@]}"
   # Not *.onnx until complete, so a service starting meanwhile never reads half a model.
-  cp "$WORK_DIR/$file" "$MODELS_DIR/$file.partial"
-  mv -f "$MODELS_DIR/$file.partial" "$MODELS_DIR/$file"
+  publish "$WORK_DIR/$file" "$MODELS_DIR/$file"
   log "$arch: wrote $MODELS_DIR/$file"
 }
 

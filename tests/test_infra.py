@@ -612,7 +612,7 @@ def test_train_records_the_whole_pipeline(gcloud, painting, tmp_path):
     (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
     image = flag(build["argv"], "--tag")
     assert image == f"us-central1-docker.pkg.dev/{PROJECT}/styleserve/styleserve-train:t1"
-    assert {"Dockerfile", "pyproject.toml", "infra/train_job.sh", "training/train.py",
+    assert {"Dockerfile", "pyproject.toml", "infra/train_job.sh", "infra/_common.sh", "training/train.py",
             "export/onnx_export.py"} <= set(build["context"])  # fmt: skip
 
     assert deploy[3] == "styleserve-train"
