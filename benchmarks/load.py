@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load, soak and overload runs against a real `functions-framework` server on 127.0.0.1.
+"""Load, soak and overload runs against a real server (gunicorn.conf.py) on 127.0.0.1.
 
     python benchmarks/load.py                       # 1000 requests, 16 clients, 256x256 JPEG
     python benchmarks/load.py --soak 300            # 5 minutes; RSS sampled; fails on a leak

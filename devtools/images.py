@@ -32,3 +32,13 @@ def make_jpeg(size: int, seed: int = 0, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     make_photo(size, size, seed).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def make_phone_jpeg(width: int, height: int, orientation: int = 6, seed: int = 0) -> bytes:
+    """A phone-camera-like JPEG: `make_photo` pixels stored width x height with an EXIF
+    Orientation tag (6: the camera was turned, so the upright photo is height x width)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # ExifTags.Base.Orientation
+    buf = io.BytesIO()
+    make_photo(width, height, seed).save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    return buf.getvalue()

@@ -1,7 +1,8 @@
 """The real function server on 127.0.0.1, for tests and benchmarks: one way to start it, wait
 for it and stop it.
 
-functions-framework is the gunicorn master; the function runs in its forked worker, which is
+It is started exactly as it is served (function/gunicorn.conf.py, the README's serve command and
+the containers): gunicorn is the master, and the function runs in its forked worker, which is
 whose pids and memory `worker_pids` and `rss_kib` report.
 """
 
@@ -24,6 +25,7 @@ from types import TracebackType
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "function" / "main.py"
+GUNICORN_CONF = ROOT / "function" / "gunicorn.conf.py"
 HOST = "127.0.0.1"  # never anything else: this drives our own server only
 
 
@@ -56,7 +58,8 @@ def child_pids(pid: int) -> list[int]:
 
 
 class FunctionServer:
-    """`functions-framework --target stylize` on 127.0.0.1:<free port>.
+    """`gunicorn --config function/gunicorn.conf.py` serving the function `stylize` of `source`
+    (FUNCTION_SOURCE; default function/main.py) on 127.0.0.1:<free port>.
 
     As a context manager it starts the server, waits until /healthz answers (any status: the
     caller judges the answer) and always stops it. `start` alone spawns it without waiting,
@@ -108,13 +111,14 @@ class FunctionServer:
         self.stop()
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "functions_framework", "--target", "stylize",
-               "--source", str(self.source), "--host", HOST, "--port", str(self.port)]  # fmt: skip
+        cmd = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF),
+               "--bind", f"{HOST}:{self.port}"]  # fmt: skip
+        env = {**self.env, "FUNCTION_TARGET": "stylize", "FUNCTION_SOURCE": str(self.source)}
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 cmd,
                 cwd=self.cwd,
-                env=self.env,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so the worker goes with it

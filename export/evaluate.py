@@ -21,6 +21,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from export.onnx_export import style_models
 from training import data, losses
 from training.loss_nets import DEFAULTS, build_loss_net, kind_of
 
@@ -36,7 +37,7 @@ def score(args: argparse.Namespace) -> dict[str, dict[str, dict[str, float]]]:
     photos = data.center_crops(data.find_images(args.eval), args.size)  # (N, 3, S, S)
     results: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     criteria: dict[tuple[str, str], losses.PerceptualLoss] = {}
-    for path in sorted(args.models.glob("*.onnx")):
+    for path in style_models(args.models):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = session.get_modelmeta().custom_metadata_map
         name, loss_net = meta["name"], meta["loss_net"]

@@ -22,6 +22,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from export.onnx_export import style_models
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TILE = (288, 192)  # 3:2, the Kodak photos' shape
@@ -56,7 +58,7 @@ Styles = dict[str, tuple[ort.InferenceSession, dict[str, str]]]
 def load_styles(folder: Path) -> Styles:
     """One session per style: its fast network where it has one, else its johnson network."""
     styles: Styles = {}
-    for path in sorted(folder.glob("*.onnx")):
+    for path in style_models(folder):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = session.get_modelmeta().custom_metadata_map
         name = meta.get("name") or path.name.split(".")[0]

@@ -6,7 +6,11 @@
 Graph contract (what function/ relies on): input `image` uint8 (N, H, W, 3) RGB, output
 `stylized` uint8 (N, H, W, 3), N/H/W dynamic. ONNX names are single-assignment, so the output
 cannot reuse the input's name. Cast, layout, normalization, padding and the final
-round + clamp are all inside the graph. The file is written only if parity holds.
+round + clamp are all inside the graph. Beside it, NAME.ARCH.tiles.onnx holds the same network
+for painting in tiles (export/wrapper.py TileStylizer): it also takes `norm_stats` float
+(2, S) and `use_norm_stats` float () (0: plain instance norm, 1: the given statistics) and
+returns the statistics it computed, `norm_stats_out` (N, 2, S). Both files are written only
+if parity holds.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ import onnx
 import torch
 from torch import nn
 
+from export.painting import painting_props
 from export.parity import ParityError, check_parity, default_photo_dir, format_report
-from export.wrapper import UInt8Stylizer
+from export.wrapper import TileStylizer, UInt8Stylizer
 from training.checkpoint import load_model
 from training.errors import UsageError
 
@@ -35,6 +40,8 @@ log = logging.getLogger("export")
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
+STATS_INPUT, USE_STATS_INPUT, STATS_OUTPUT = "norm_stats", "use_norm_stats", "norm_stats_out"
+TILES_SUFFIX = ".tiles.onnx"
 DEFAULT_OPSET = 18
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,11 +80,26 @@ def build_metadata(meta: dict, *, name: str, title: str, artist: str, precision:
 
 
 def export_onnx(
-    net: nn.Module, path: Path, *, fp16: bool = False, opset: int = DEFAULT_OPSET
+    net: nn.Module,
+    path: Path,
+    *,
+    fp16: bool = False,
+    opset: int = DEFAULT_OPSET,
+    tiles: bool = False,
 ) -> None:
-    """Trace `net` inside the uint8 wrapper and write the ONNX graph to `path`."""
-    wrapper = UInt8Stylizer(net, torch.float16 if fp16 else torch.float32).eval()
-    example = torch.randint(0, 256, (1, 64, 96, 3), dtype=torch.uint8)
+    """Trace `net` inside the uint8 wrapper (TileStylizer with `tiles`) and write the ONNX
+    graph to `path`."""
+    dtype = torch.float16 if fp16 else torch.float32
+    wrapper = (TileStylizer if tiles else UInt8Stylizer)(net, dtype).eval()
+    image = torch.randint(0, 256, (1, 64, 96, 3), dtype=torch.uint8)
+    example: tuple[torch.Tensor, ...] = (image,)
+    names, outputs = [INPUT_NAME], [OUTPUT_NAME]
+    axes = {INPUT_NAME: {0: "N", 1: "H", 2: "W"}, OUTPUT_NAME: {0: "N", 1: "H", 2: "W"}}
+    if isinstance(wrapper, TileStylizer):
+        example += (torch.zeros(2, wrapper.stats_size), torch.zeros(()))
+        names += [STATS_INPUT, USE_STATS_INPUT]
+        outputs.append(STATS_OUTPUT)
+        axes[STATS_OUTPUT] = {0: "N"}
     # The TorchScript exporter (dynamo=False): our only dynamic part is the pad arithmetic on
     # H and W, which the tracer records as plain shape ops; torch.export would instead need
     # symbolic-shape guards for the modulo/floor-division and an onnxscript dependency, for a
@@ -88,18 +110,25 @@ def export_onnx(
         warnings.simplefilter("ignore")
         torch.onnx.export(
             wrapper,
-            (example,),
+            example,
             str(path),
             dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={
-                INPUT_NAME: {0: "N", 1: "H", 2: "W"},
-                OUTPUT_NAME: {0: "N", 1: "H", 2: "W"},
-            },
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
         )
+
+
+def style_models(folder: Path) -> list[Path]:
+    """The style models in `folder`, sorted: every *.onnx but the tile graphs beside them."""
+    return sorted(p for p in folder.glob("*.onnx") if not p.name.endswith(TILES_SUFFIX))
+
+
+def tiles_path(model: Path) -> Path:
+    """Where the tile graph of the style model at `model` lives: NAME.ARCH.tiles.onnx."""
+    return model.with_name(model.name.removesuffix(".onnx") + TILES_SUFFIX)
 
 
 def write_model(
@@ -112,29 +141,42 @@ def write_model(
     fp16: bool = False,
     opset: int = DEFAULT_OPSET,
     photo_dir: Path | None = None,
+    painting: Path | None = None,
 ) -> list[dict]:
-    """Export, attach metadata, check, prove parity; the file appears at `out` only on success."""
+    """Export the style model and its tile graph (tiles_path), attach metadata, check, prove
+    parity; the files appear at `out` and beside it only when both succeed."""
     if opset < 17:
         raise UsageError(f"--opset {opset}: need 17 or newer")
     net, meta = load_model(checkpoint)
     name = name or meta["style_name"]
     title = title or name.replace("_", " ").title()
+    thumbnail = painting_props(meta, painting)  # before the slow export: a wrong one fails fast
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    tiles = tiles_path(out)
+    tmp, tiles_tmp = out.with_name(out.name + ".tmp"), tiles.with_name(tiles.name + ".tmp")
+    props = build_metadata(
+        meta, name=name, title=title, artist=artist, precision="fp16" if fp16 else "fp32"
+    )
+    # The model's own metadata, so the tile graph describes itself too, and what it is for.
+    tiles_props = props | {"graph": "tiles (export/wrapper.py TileStylizer)"}
     try:
-        export_onnx(net, tmp, fp16=fp16, opset=opset)
-        model = onnx.load(str(tmp))
-        props = build_metadata(
-            meta, name=name, title=title, artist=artist, precision="fp16" if fp16 else "fp32"
-        )
-        onnx.helper.set_model_props(model, props)
-        onnx.checker.check_model(model, full_check=True)
-        onnx.save(model, str(tmp))
-        report = check_parity(net, tmp, photo_dir=photo_dir, tolerance=3 if fp16 else 1)
+        report = []
+        for path, tiled, path_props in (
+            (tmp, False, props | thumbnail),
+            (tiles_tmp, True, tiles_props),
+        ):
+            export_onnx(net, path, fp16=fp16, opset=opset, tiles=tiled)
+            model = onnx.load(str(path))
+            onnx.helper.set_model_props(model, path_props)
+            onnx.checker.check_model(model, full_check=True)
+            onnx.save(model, str(path))
+            report += check_parity(net, path, photo_dir=photo_dir, tolerance=3 if fp16 else 1)
+        os.replace(tiles_tmp, tiles)
         os.replace(tmp, out)
         return report
     finally:
         tmp.unlink(missing_ok=True)
+        tiles_tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         "--photos", type=Path, help=f"photos for the parity check (default: {default_photo_dir()})"
     )
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument(
+        "--painting",
+        type=Path,
+        help="the style image, for the thumbnail the web page shows (default: the path the "
+        "checkpoint was trained with, when it is on this machine)",
+    )
     args = p.parse_args(argv)
     if args.out.exists() and not args.force:
         # function/models holds the bundled styles: a README command copied literally must not
@@ -164,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = write_model(
             args.checkpoint, args.out, name=args.name, title=args.title, artist=args.artist,
-            fp16=args.fp16, opset=args.opset, photo_dir=args.photos,
+            fp16=args.fp16, opset=args.opset, photo_dir=args.photos, painting=args.painting,
         )  # fmt: skip
     except (UsageError, ParityError) as e:
         print(f"error: {e}", file=sys.stderr)

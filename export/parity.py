@@ -16,8 +16,6 @@ import onnxruntime as ort
 import torch
 from PIL import Image, ImageOps
 
-from export.wrapper import UInt8Stylizer
-
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +68,20 @@ def check_parity(
     """Compare PyTorch (fp32) with ONNX Runtime; raises ParityError past `tolerance`."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    reference = UInt8Stylizer(net)
+    # A tile graph (export/wrapper.py TileStylizer) with "use no given statistics" must be the
+    # plain network too.
+    extra = {
+        i.name: np.zeros(i.shape, np.float32)
+        for i in session.get_inputs()[1:]
+        if i.shape is not None
+    }
+
+    def reference(batch: torch.Tensor) -> torch.Tensor:
+        # The contract written out against the plain network, not through the export wrapper,
+        # so the wrapper's own rewrites (export/wrapper.py SharedNorm) are under test too.
+        y = net(batch.permute(0, 3, 1, 2).float()).round().clamp(0, 255)
+        return y.to(torch.uint8).permute(0, 2, 3, 1)
+
     rows = []
     worst = 0
     for batch in parity_batches(photo_dir):
@@ -78,7 +89,7 @@ def check_parity(
         with torch.no_grad():
             expected = reference(torch.from_numpy(batch)).numpy()
         t1 = time.perf_counter()
-        got = session.run(None, {input_name: batch})[0]
+        got = session.run(None, {input_name: batch, **extra})[0]
         t2 = time.perf_counter()
         if got.shape != expected.shape or got.dtype != np.uint8:
             raise ParityError(

@@ -7,11 +7,16 @@ catalog is safe to read before gunicorn forks its worker.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from config import ARCHS
 from onnx_metadata import read_metadata
@@ -20,6 +25,10 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 PREFERRED_DEFAULT = "starry_night"
+# NAME.ARCH.tiles.onnx beside a model: the same network for painting in tiles (tiling.py).
+TILES_SUFFIX = ".tiles.onnx"
+# Metadata entry: base64 JPEG of the painting, embedded at export (export/painting.py).
+PAINTING_KEY = "painting_jpeg"
 
 
 class UnknownStyle(LookupError):
@@ -29,6 +38,14 @@ class UnknownStyle(LookupError):
         super().__init__(f"no style named {name!r}")
         self.name = name
         self.available = sorted(available)
+
+
+@dataclass(frozen=True)
+class Painting:
+    """The painting's thumbnail, decoded once from the model's metadata."""
+
+    jpeg: bytes
+    etag: str
 
 
 class ArchUnavailable(LookupError):
@@ -52,12 +69,34 @@ class Model:
     path: Path
     metadata: dict[str, str]
     session: ort.InferenceSession | None = field(default=None, repr=False)
+    tiles_session: ort.InferenceSession | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def key(self) -> str:
         """`name/arch`: how responses (X-Style-Model) and logs name the model."""
         return f"{self.name}/{self.arch}"
+
+    @cached_property
+    def tiles_path(self) -> Path | None:
+        """The model's tile graph (NAME.ARCH.tiles.onnx beside it), if it was exported with one."""
+        path = self.path.with_name(self.path.name.removesuffix(".onnx") + TILES_SUFFIX)
+        return path if path.is_file() else None
+
+    @cached_property
+    def painting(self) -> Painting | None:
+        """The embedded painting thumbnail, or None: a model exported without one, or whose
+        entry is not a base64 JPEG (then the page shows the stylized sample instead)."""
+        encoded = self.metadata.get(PAINTING_KEY)
+        if not encoded:
+            return None
+        try:
+            jpeg = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if not jpeg.startswith(b"\xff\xd8\xff"):
+            return None
+        return Painting(jpeg, hashlib.sha256(jpeg).hexdigest()[:32])
 
     def describe(self) -> dict[str, Any]:
         """Public per-arch metadata for /styles (the file path never leaves the server)."""
@@ -81,6 +120,12 @@ class Style:
         else the one it has."""
         return preferred if preferred in self.models else next(iter(self.models))
 
+    @property
+    def painting(self) -> Painting | None:
+        """The painting's thumbnail from whichever of the style's models carries one (they
+        were trained on the same painting)."""
+        return next((m.painting for m in self.models.values() if m.painting), None)
+
     def describe(self, preferred_arch: str) -> dict[str, Any]:
         first = next(iter(self.models.values())).metadata
         return {
@@ -90,6 +135,11 @@ class Style:
             "archs": list(self.models),
             "default_arch": self.arch_for(preferred_arch),
             "models": [m.describe() for m in self.models.values()],
+            # Relative, like every URL the page uses: it resolves against /styles's own URL as
+            # well as the page's, behind a path prefix too.
+            "painting_url": f"styles/{quote(self.name, safe='')}/painting.jpg"
+            if self.painting
+            else None,
         }
 
 
@@ -111,11 +161,11 @@ def _model(path: Path) -> Model:
 
 
 def model_paths(model_dir: str | Path) -> list[Path]:
-    """Every `*.onnx` in `model_dir`, which may name several folders separated by ':' (e.g. a
+    """Every `*.onnx` but `*.tiles.onnx` in `model_dir`, which may name several folders separated by ':' (e.g. a
     mounted Cloud Storage bucket beside the bundled models: `/models:/app/models`). A folder
     may be empty or missing as long as one of them has a model."""
     dirs = [Path(d) for d in str(model_dir).split(":") if d]
-    paths = [p for d in dirs for p in sorted(d.glob("*.onnx"))]
+    paths = [p for d in dirs for p in sorted(d.glob("*.onnx")) if not p.name.endswith(TILES_SUFFIX)]
     if not paths:
         raise RuntimeError(f"no *.onnx style models in {model_dir}; set MODEL_DIR")
     return paths
@@ -150,6 +200,14 @@ def choose_default_style(styles: dict[str, Style], configured: str | None) -> st
     if configured:
         return configured
     return PREFERRED_DEFAULT if PREFERRED_DEFAULT in styles else min(styles)
+
+
+def find_style(styles: dict[str, Style], name: str) -> Style:
+    """The style by its name; raises UnknownStyle."""
+    style = styles.get(name)
+    if style is None:
+        raise UnknownStyle(name, styles)
+    return style
 
 
 def find_model(styles: dict[str, Style], name: str, arch: str | None, default_arch: str) -> Model:

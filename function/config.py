@@ -49,6 +49,12 @@ class Config:
     max_concurrent_runs: int | None  # None: 1 on CPU, 2 on GPU
     queue_timeout_s: int
     max_queued_requests: int  # admitted beyond the running ones; more get 503 at once
+    max_inflight_pixels: int | None  # decoded pixels among admitted requests; None: from memory
+    request_deadline_s: int  # a stylize request's work is abandoned after this (503)
+    decode_deadline_s: int  # and its decode alone after this
+    header_timeout_s: int  # the request line and headers must arrive within this (else 408)
+    body_timeout_s: int  # and the body within this after them
+    max_buffered_bytes: int  # request bytes the server holds in memory at once (else 503)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -59,10 +65,17 @@ class Config:
             default_arch=_choice("DEFAULT_ARCH", ARCHS),
             max_request_bytes=_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024),
             max_pixels=_int("MAX_PIXELS", 40_000_000),
-            max_image_side=_int("MAX_IMAGE_SIDE", 2048),
+            # No side limit of its own by default (JPEG's is 65,535): MAX_PIXELS bounds the work.
+            max_image_side=_int("MAX_IMAGE_SIDE", 65_000),
             require_gpu=_flag("REQUIRE_GPU"),
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             max_concurrent_runs=_int("MAX_CONCURRENT_RUNS", 0, minimum=0) or None,
             queue_timeout_s=_int("QUEUE_TIMEOUT_S", 30),
             max_queued_requests=_int("MAX_QUEUED_REQUESTS", 16, minimum=0),
+            max_inflight_pixels=_int("MAX_INFLIGHT_PIXELS", 0, minimum=0) or None,
+            request_deadline_s=_int("REQUEST_DEADLINE_S", 60),
+            decode_deadline_s=_int("DECODE_DEADLINE_S", 6),
+            header_timeout_s=_int("HEADER_TIMEOUT_S", 10),
+            body_timeout_s=_int("BODY_TIMEOUT_S", 60),
+            max_buffered_bytes=_int("MAX_BUFFERED_BYTES", 256 * 1024 * 1024),
         )

@@ -11,9 +11,11 @@ from typing import Any
 
 from admission import Overloaded
 from catalog import ArchUnavailable, UnknownStyle
+from deadlines import DeadlineExceeded
+from gunicorn.http.errors import NoMoreData, ParseException  # type: ignore[import-untyped]
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-RETRY_AFTER_S = "5"  # sent with 503 overloaded
+RETRY_AFTER_S = "5"  # sent with 503 overloaded and deadline_exceeded
 
 
 class ApiError(Exception):
@@ -42,8 +44,64 @@ def image_too_large(message: str) -> ApiError:
     return ApiError(413, "image_too_large", message)
 
 
+def image_too_complex(message: str) -> ApiError:
+    return ApiError(422, "image_too_complex", message)
+
+
 def not_found(message: str) -> ApiError:
     return ApiError(404, "not_found", message)
+
+
+def overloaded(message: str) -> ApiError:
+    return ApiError(503, "overloaded", message, headers={"Retry-After": RETRY_AFTER_S})
+
+
+def payload_too_large(max_request_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"The request body is over {max_request_bytes / 2**20:g} MiB "
+        "(MAX_REQUEST_BYTES). Send a smaller file, e.g. a JPEG at quality 90.",
+    )
+
+
+def invalid_request(message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message)
+
+
+# What the HTTP layer refuses (http_worker.py), before or while the request is read.
+BAD_HTTP = (
+    "The request is not valid HTTP/1.1 ({detail}). Send one Content-Length or "
+    "Transfer-Encoding: chunked (not both), CRLF line ends and well-formed headers."
+)
+
+
+def request_timeout(header_timeout_s: float, body_timeout_s: float) -> ApiError:
+    return ApiError(
+        408,
+        "request_timeout",
+        f"The request did not arrive in time: its headers must arrive within "
+        f"{header_timeout_s:g} s (HEADER_TIMEOUT_S) and its body within {body_timeout_s:g} s "
+        "(BODY_TIMEOUT_S). Send the whole request at once, or a smaller image.",
+    )
+
+
+def uri_too_long(max_line: int) -> ApiError:
+    return ApiError(
+        414,
+        "uri_too_long",
+        f"The request line is over {max_line:,} bytes. Send the options as form fields or JSON "
+        "keys in the body, not in a long URL.",
+    )
+
+
+def headers_too_large(max_header_bytes: int) -> ApiError:
+    return ApiError(
+        431,
+        "headers_too_large",
+        f"The request headers are over the limit ({max_header_bytes:,} bytes in all, 8,190 a "
+        "header, 100 headers). Send fewer or smaller headers (cookies, tokens).",
+    )
 
 
 def as_api_error(e: Exception, *, request_id: str, max_request_bytes: int) -> ApiError:
@@ -68,14 +126,21 @@ def as_api_error(e: Exception, *, request_id: str, max_request_bytes: int) -> Ap
             "style's archs).",
         )
     if isinstance(e, Overloaded):
-        return ApiError(503, "overloaded", str(e), headers={"Retry-After": RETRY_AFTER_S})
-    if isinstance(e, RequestEntityTooLarge):
+        return overloaded(str(e))
+    if isinstance(e, DeadlineExceeded):
+        return ApiError(503, "deadline_exceeded", str(e), headers={"Retry-After": RETRY_AFTER_S})
+    if isinstance(e, (ParseException, NoMoreData)):
+        # gunicorn parses a chunked body as the function reads it: a broken chunk or trailer,
+        # or the body ending early, surfaces here
+        return invalid_request(BAD_HTTP.format(detail=f"{type(e).__name__} in the body"))
+    if isinstance(e, TimeoutError):  # the socket's read timeout, inside a body read
         return ApiError(
-            413,
-            "payload_too_large",
-            f"The request body is over {max_request_bytes / 2**20:g} MiB "
-            "(MAX_REQUEST_BYTES). Send a smaller file, e.g. a JPEG at quality 90.",
+            408,
+            "request_timeout",
+            "The request body stopped arriving. Send the whole request at once.",
         )
+    if isinstance(e, RequestEntityTooLarge):
+        return payload_too_large(max_request_bytes)
     if isinstance(e, HTTPException):  # malformed multipart, an aborted upload, ...
         return ApiError(
             e.code if e.code and 400 <= e.code < 500 else 400,

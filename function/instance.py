@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable
 
+import memory
 import numpy as np
 from admission import Admission
 from catalog import Model
@@ -27,7 +28,9 @@ class Instance:
         # Runs beyond this wait; on CPU one run already uses every core. Known only now: the
         # registry's first session settles the provider.
         runs = config.max_concurrent_runs or (2 if self.registry.provider == CUDA else 1)
-        self.admission = Admission(runs, config.max_queued_requests, config.queue_timeout_s)
+        # Pixels in flight: what the instance's memory holds (memory.py), unless configured.
+        pixels = config.max_inflight_pixels or memory.default_inflight_pixels(config.max_pixels)
+        self.admission = Admission(runs, config.max_queued_requests, config.queue_timeout_s, pixels)
         self.thumbnails = Thumbnails(self.registry.get, self.stylize)
 
     def stylize(self, model: Model, rgb: np.ndarray) -> np.ndarray:

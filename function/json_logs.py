@@ -7,8 +7,9 @@ import logging
 import sys
 import traceback
 
-# "inference" logs session builds and the CUDA fallback; "stylize" is the request log.
-LOGGER_NAMES = ("stylize", "inference")
+# "inference" logs session builds and the CUDA fallback; "stylize" is the request log (the HTTP
+# layer's refusals too, http_worker.py); "server" is the server's start (gunicorn.conf.py).
+LOGGER_NAMES = ("stylize", "inference", "server")
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,10 +35,16 @@ class StdoutHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure() -> logging.Logger:
-    """JSON lines for the function's loggers; returns the request logger."""
+def json_handler() -> logging.Handler:
+    """A handler writing JSON lines to stdout (also given to gunicorn's own error log)."""
     handler = StdoutHandler()
     handler.setFormatter(JsonFormatter())
+    return handler
+
+
+def configure() -> logging.Logger:
+    """JSON lines for the function's loggers; returns the request logger."""
+    handler = json_handler()
     for name in LOGGER_NAMES:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]

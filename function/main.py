@@ -17,27 +17,31 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import deadlines
 import flask
 import functions_framework
 import json_logs
+import numpy as np
 from catalog import Model
 from config import Config
 from errors import ApiError, as_api_error, not_found
-from imaging import MEDIA_TYPES, blend, decode_image, encode_image, transfer_luminance
+from full_resolution import render
+from imaging import MEDIA_TYPES, blend, decode_image, encode_image, probe_pixels, transfer_luminance
 from inference import check_setup
 from instance import Instance, PerProcess
 from params import parse_options
 from request_parsing import read_upload
 from responses import add_cors, drain_body, error_response, server_timing
 from routing import NOT_FOUND_HINT, route
-from web import index
-from werkzeug.exceptions import NotFound
+from web import index, painting
+from werkzeug.exceptions import HTTPException, NotFound
 
 CONFIG = Config.from_env()
 LOG = json_logs.configure()
@@ -64,6 +68,7 @@ def _build_instance() -> Instance:
 
 
 _instances = PerProcess(_build_instance)
+TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def instance() -> Instance:
@@ -85,6 +90,7 @@ class Stylized:
     model: Model
     width: int
     height: int
+    paint_size: tuple[int, int]  # (w, h) the network painted at (full_resolution.paint_size)
     input_bytes: int
     source_format: str
     timings_ms: dict[str, float]  # decode, infer, encode
@@ -100,6 +106,7 @@ class Stylized:
             "input_bytes": self.input_bytes,
             "width": self.width,
             "height": self.height,
+            "painted": "{}x{}".format(*self.paint_size),
             "source_format": self.source_format,
         }
 
@@ -111,21 +118,35 @@ def _stylize(request: flask.Request) -> Stylized:
     current = instance()
     model = current.registry.get(opts.style, opts.arch)
     # A bounded number of requests past this point (MAX_QUEUED_REQUESTS beyond the running
-    # ones), so a burst cannot hold unbounded decoded images; the rest get 503 at once.
-    with current.admission.admit():
-        decoded = decode_image(upload.image, max_pixels=CONFIG.max_pixels, max_side=opts.max_size)
+    # ones), and of their pixels (MAX_INFLIGHT_PIXELS), so a burst cannot hold unbounded
+    # decoded images; the rest wait a bounded time or get 503.
+    with current.admission.admit(probe_pixels(upload.image, max_pixels=CONFIG.max_pixels)):
+        decoded = decode_image(
+            upload.image,
+            max_pixels=CONFIG.max_pixels,
+            max_side=opts.max_size or CONFIG.max_image_side,
+        )
         t1 = time.perf_counter()
-        out = current.stylize(model, decoded.rgb)
-        if opts.preserve_color:
-            out = transfer_luminance(decoded.rgb, out)
-        out = blend(decoded.rgb, out, opts.strength)
+
+        def finish(photo: np.ndarray, painted: np.ndarray) -> np.ndarray:
+            if opts.preserve_color:
+                painted = transfer_luminance(photo, painted)
+            return blend(photo, painted, opts.strength)
+
+        out, paint_size = render(
+            decoded.rgb,
+            lambda rgb: current.stylize(model, rgb),
+            stroke_scale=opts.stroke_scale,
+            max_paint_pixels=current.registry.max_paint_pixels(model),
+            finish=finish,
+        )
         t2 = time.perf_counter()
         body = encode_image(out, decoded.alpha, opts.format, opts.quality)
     t3 = time.perf_counter()
     h, w = decoded.rgb.shape[:2]
     timings = {"decode": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "encode": (t3 - t2) * 1e3}
     return Stylized(
-        body, opts.format, upload.as_json, model, w, h, len(upload.image),
+        body, opts.format, upload.as_json, model, w, h, paint_size, len(upload.image),
         decoded.source_format, timings,
     )  # fmt: skip
 
@@ -158,6 +179,7 @@ HANDLERS: dict[str, Callable[..., Answer]] = {  # by routing.URL_MAP's endpoint 
     "styles": _styles,
     "health": _health,
     "thumbnail": lambda _, name: instance().thumbnails.response(name),
+    "painting": lambda request, name: painting(request, instance().registry.styles, name),
 }
 
 
@@ -185,17 +207,38 @@ def _respond(answer: Answer, total_ms: float) -> tuple[flask.Response, dict[str,
     response.headers["Server-Timing"] = server_timing(timings)
     if isinstance(answer, Stylized):
         response.headers["X-Style-Model"] = answer.model.key
+        response.headers["X-Painted-Size"] = "{}x{}".format(*answer.paint_size)
     return response, rounded
 
 
-@functions_framework.errorhandler(NotFound)
-def _not_routed(_: NotFound) -> flask.Response:
-    """functions-framework answers a few paths itself, before `stylize` sees them (/robots.txt,
-    /favicon.ico, a path with an encoded newline): the same JSON 404 as ours, not Flask's HTML."""
-    response = error_response(not_found(f"No such endpoint. {NOT_FOUND_HINT}"))
+@functions_framework.errorhandler(HTTPException)
+def _not_routed(e: HTTPException) -> flask.Response:
+    """Flask refuses a few requests itself, before `stylize` sees them: functions-framework's
+    own paths (/robots.txt, /favicon.ico, a path with an encoded newline) and a WebSocket
+    upgrade (werkzeug's router answers 400). The API's JSON, not Flask's HTML."""
+    if isinstance(e, NotFound):
+        error = not_found(f"No such endpoint. {NOT_FOUND_HINT}")
+    else:
+        status = e.code if e.code and 400 <= e.code < 500 else 400
+        error = ApiError(
+            status,
+            "invalid_request",
+            f"The request could not be served ({e.name}); WebSocket and other upgrades are not "
+            f"supported. Send a plain HTTP request. {NOT_FOUND_HINT}",
+        )
+    response = error_response(error)
     response.headers["Server-Timing"] = "total;dur=0.0"
     response.headers["X-Request-Id"] = uuid.uuid4().hex
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _request_id(request: flask.Request) -> str:
+    """Cloud Run's trace id (`X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`, 32 hex digits)
+    when the header carries one, so the log joins the trace; anything else a client sent is not
+    echoed back: a fresh id."""
+    trace = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0]
+    return trace.lower() if TRACE_ID.fullmatch(trace) else uuid.uuid4().hex
 
 
 @functions_framework.http
@@ -203,25 +246,30 @@ def stylize(request: flask.Request) -> flask.Response:
     """Entry point (`--target stylize`)."""
     start = time.perf_counter()
     request.max_content_length = CONFIG.max_request_bytes
-    request_id = request.headers.get("X-Cloud-Trace-Context", "").split("/")[0] or uuid.uuid4().hex
+    request_id = _request_id(request)
     error: ApiError | None = None
     try:
         target = route(request)
         if target.endpoint is None:  # OPTIONS
             answer: Answer = flask.Response(status=204, headers={"Allow": target.allow})
         else:
-            answer = HANDLERS[target.endpoint](request, **target.args)
+            with deadlines.limit(
+                CONFIG.request_deadline_s, decode_seconds=CONFIG.decode_deadline_s
+            ):
+                answer = HANDLERS[target.endpoint](request, **target.args)
     except Exception as e:
         error = as_api_error(e, request_id=request_id, max_request_bytes=CONFIG.max_request_bytes)
-        if error.status >= 500:
+        if error.code == "internal":
             LOG.error("internal error", exc_info=e, extra={"fields": {"request_id": request_id}})
         answer = error_response(error)
     response, timings = _respond(answer, (time.perf_counter() - start) * 1e3)
     response.headers["X-Request-Id"] = request_id
+    response.headers["X-Content-Type-Options"] = "nosniff"  # a JSON error is never run as HTML
     add_cors(request, response, CONFIG.cors_origins)
     drain_body(request, response)
+    level = logging.WARNING if response.status_code >= 500 else logging.INFO  # 503: shed load
     LOG.log(
-        logging.ERROR if response.status_code >= 500 else logging.INFO,
+        logging.ERROR if error and error.code == "internal" else level,
         f"{request.method} {request.path[:200]} {response.status_code}",
         extra={
             "fields": {

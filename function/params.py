@@ -11,8 +11,17 @@ from config import ARCHS
 from errors import invalid_parameter
 from imaging import MEDIA_TYPES
 
-DEFAULT_MAX_SIZE = 1024
-FIELDS = ("style", "arch", "strength", "preserve_color", "max_size", "format", "quality")
+FIELDS = (
+    "style",
+    "arch",
+    "strength",
+    "stroke_scale",
+    "preserve_color",
+    "max_size",
+    "format",
+    "quality",
+)
+STROKE_SCALES = (0.25, 4.0)  # 4x smaller strokes than the default .. 4x larger
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -22,8 +31,11 @@ class Options:
     style: str | None = None  # None: the instance's default style
     arch: str | None = None  # None: the style's default arch (DEFAULT_ARCH, else by provider)
     strength: float = 1.0
+    # How large the strokes are relative to the image: 1 paints them as on a 1024 px result
+    # whatever the photo's size, 2 twice as large, 0.5 half (full_resolution.paint_size).
+    stroke_scale: float = 1.0
     preserve_color: bool = False
-    max_size: int = DEFAULT_MAX_SIZE
+    max_size: int | None = None  # None: the photo's own size
     format: str = "jpeg"
     quality: int = 90
 
@@ -83,6 +95,15 @@ def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
         if not (math.isfinite(strength) and 0.0 <= strength <= 1.0):
             raise invalid_parameter(f"strength must be between 0 and 1; got {strength}.")
         opts["strength"] = strength
+    if "stroke_scale" in values:
+        scale = _number("stroke_scale", values["stroke_scale"], float)
+        low, high = STROKE_SCALES
+        if not (math.isfinite(scale) and low <= scale <= high):
+            raise invalid_parameter(
+                f"stroke_scale must be between {low:g} and {high:g} (1: strokes as on a 1024 px "
+                f"result, 2: twice as large); got {scale:.6g}."
+            )
+        opts["stroke_scale"] = scale
     if "preserve_color" in values:
         opts["preserve_color"] = _bool("preserve_color", values["preserve_color"])
     if "max_size" in values:
@@ -93,8 +114,6 @@ def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
                 f"MAX_IMAGE_SIDE); got {max_size:.6g}."  # 1e308 is an integer too: keep it short
             )
         opts["max_size"] = max_size
-    else:
-        opts["max_size"] = min(DEFAULT_MAX_SIZE, max_image_side)
     if "format" in values:
         fmt = values["format"]
         fmt = fmt.strip().lower() if isinstance(fmt, str) else fmt

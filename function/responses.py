@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import flask
 from errors import ApiError
+from gunicorn.http.errors import ParseException  # type: ignore[import-untyped]
 from werkzeug.exceptions import HTTPException
 
 EXPOSED_HEADERS = "Server-Timing, X-Request-Id, X-Style-Model"
@@ -36,12 +37,12 @@ def add_cors(request: flask.Request, response: flask.Response, origins: tuple[st
 
 def drain_body(request: flask.Request, response: flask.Response) -> None:
     """Read what is left of the body (bounded by MAX_REQUEST_BYTES) now, as functions-framework
-    does after every response. Where that read fails (body too large, upload cut off), mark the
-    response streamed: the framework then skips its own read, which would turn our JSON
-    error into an HTML 500."""
+    does after every response. Where that read fails (body too large, upload cut off, a broken
+    chunk on a route that never read its body), mark the response streamed: the framework then
+    skips its own read, which would turn our JSON error into an HTML 500."""
     try:
         request.get_data()
-    except (HTTPException, OSError):
+    except (HTTPException, OSError, ParseException):  # gunicorn's NoMoreData is an OSError
         response.response = iter([response.get_data()])
 
 

@@ -21,6 +21,7 @@ URL_MAP = Map(
         Rule("/styles", methods=["GET"], endpoint="styles"),
         Rule("/healthz", methods=["GET"], endpoint="health"),
         Rule("/styles/<name>/thumbnail.jpg", methods=["GET"], endpoint="thumbnail"),
+        Rule("/styles/<name>/painting.jpg", methods=["GET"], endpoint="painting"),
     ],
     strict_slashes=False,  # a trailing slash is stripped before matching, never redirected
     merge_slashes=False,  # nor is `//`: a redirect would be an HTML answer, not the API's

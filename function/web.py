@@ -1,7 +1,8 @@
-"""The browser page (GET /) and the style thumbnails it shows; routing is routing.py's.
+"""The browser page (GET /) and the pictures its style cards show; routing is routing.py's.
 
-Both are read or rendered once per instance and kept in memory: the page is a static file, and
-a thumbnail is the bundled sample photo (a Kodak test image, 192x128) run through one style.
+All are read or rendered once per instance and kept in memory: the page is a static file, a
+painting is the thumbnail embedded in the style's model (catalog.Model.painting), and a
+thumbnail is the bundled sample photo (a Kodak test image, 192x128) run through one style.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import flask
 import numpy as np
-from catalog import Model
+from catalog import Model, Style, find_style
+from errors import not_found
 from imaging import encode_image
 from PIL import Image
 
@@ -41,6 +43,25 @@ def index() -> flask.Response:
         content_type="text/html; charset=utf-8",
         headers=PAGE_HEADERS,
     )
+
+
+def painting(request: flask.Request, styles: dict[str, Style], name: str) -> flask.Response:
+    """The style's painting, as embedded in its model; unknown style: 404 unknown_style."""
+    found = find_style(styles, name).painting
+    if found is None:
+        raise not_found(
+            f"Style {name!r} has no painting thumbnail in its model (GET /styles says "
+            "painting_url: null); add one with python -m export.add_painting MODEL.onnx "
+            "--painting STYLE_IMAGE"
+        )
+    # An hour, as the thumbnails (a redeploy may swap the model); after that, the ETag (the
+    # bytes' hash) makes revalidating a 304 while the painting is unchanged.
+    response = flask.Response(
+        found.jpeg, mimetype="image/jpeg", headers={"Cache-Control": "public, max-age=3600"}
+    )
+    response.set_etag(found.etag)
+    response.make_conditional(request)  # in place: a 304 without the body when the ETag matches
+    return response
 
 
 class Thumbnails:

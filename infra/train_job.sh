@@ -225,9 +225,12 @@ export_arch() {
   append_words cmd "$EXPORT_ARGS"
   log "$arch: exporting with the parity check: ${cmd[*]}"
   "${cmd[@]}"
-  # Not *.onnx until complete, so a service starting meanwhile never reads half a model.
+  # Not *.onnx until complete, so a service starting meanwhile never reads half a model. The
+  # tile graph first: a model is never served without the tiles that export wrote with it.
+  local tiles="${file%.onnx}.tiles.onnx"
+  publish "$WORK_DIR/$tiles" "$MODELS_DIR/$tiles"
   publish "$WORK_DIR/$file" "$MODELS_DIR/$file"
-  log "$arch: wrote $MODELS_DIR/$file"
+  log "$arch: wrote $MODELS_DIR/$file and $tiles"
 }
 
 main() {

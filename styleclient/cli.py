@@ -51,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     opts.add_argument(
         "--preserve-color", action="store_true", default=None, help="keep the photo's colours"
     )
-    opts.add_argument("--max-size", type=int, help="shrink the longest side to this first")
+    opts.add_argument(
+        "--stroke-scale",
+        type=float,
+        help="0.25..4, stroke size relative to the picture (1: as on a 1024 px result)",
+    )
+    opts.add_argument(
+        "--max-size", type=int, help="shrink the result's longest side to this (default: full size)"
+    )
     opts.add_argument("--format", choices=sorted(EXTENSIONS), help="output format (default jpeg)")
     opts.add_argument("--quality", type=int, help="1..100, for JPEG and WebP")
     auth = p.add_argument_group("authentication (Cloud Run services that are not --public)")
@@ -131,6 +138,7 @@ def request_options(args: argparse.Namespace, fmt: str | None) -> dict[str, obje
         "strength": args.strength,
         "preserve_color": args.preserve_color,
         "max_size": args.max_size,
+        "stroke_scale": args.stroke_scale,
         "format": fmt,
         "quality": args.quality,
     }

@@ -19,7 +19,16 @@ from typing import Any
 import requests
 
 # The API's request options (function/params.py FIELDS; tests/test_client.py keeps them equal).
-OPTIONS = ("style", "arch", "strength", "preserve_color", "max_size", "format", "quality")
+OPTIONS = (
+    "style",
+    "arch",
+    "strength",
+    "stroke_scale",
+    "preserve_color",
+    "max_size",
+    "format",
+    "quality",
+)
 # 429: Cloud Run has no instance free yet; 503: every inference slot stayed busy (the API's
 # `overloaded`) or an instance is still starting. Both are worth waiting for; other errors are not.
 RETRY_STATUSES = frozenset({429, 503})
@@ -126,7 +135,7 @@ class StyleClient:
 
     def stylize(self, image: str | Path | bytes, **options: object) -> bytes:
         """The stylized image's bytes. `image` is a path or the file's bytes; options are the
-        API's (style, arch, strength, preserve_color, max_size, format, quality); None means
+        API's (style, arch, strength, stroke_scale, preserve_color, max_size, format, quality); None means
         the server's default."""
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:

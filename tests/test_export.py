@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
+import logging
 
 import numpy as np
 import onnx
@@ -10,11 +13,15 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import numpy_helper
+from PIL import Image
 
-from export import onnx_export
+from devtools.images import make_photo
+from export import add_painting, onnx_export
+from export.painting import PAINTING_KEY, painting_props, painting_thumbnail
 from export.parity import ParityError, check_parity
 from export.wrapper import UInt8Stylizer
 from training.checkpoint import load_model
+from training.errors import UsageError
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +64,7 @@ def test_any_size_comes_back_the_same_size(exported, tiny_checkpoint, shape):
         # Below 8 px the 1/4-scale maps hold a few values, where instance norm magnifies float
         # rounding; parity is a promise for photos, sizes alone for degenerate inputs.
         net, _ = load_model(tiny_checkpoint)
-        expected = UInt8Stylizer(net)(torch.from_numpy(image)).numpy()
+        expected = UInt8Stylizer(net)(torch.from_numpy(image))[0].numpy()
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
@@ -155,3 +162,103 @@ def test_cli_never_replaces_a_model_unless_forced(tiny_checkpoint, tmp_path, cap
         onnx_export.main(["--checkpoint", str(tiny_checkpoint), "--out", str(out), "--force"]) == 0
     )
     assert out.read_bytes()[:4] != b"a bu"
+
+
+# --- the painting's thumbnail (export/painting.py, python -m export.add_painting) -------------
+
+
+def _props(path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+def _jpeg(b64: str) -> Image.Image:
+    img = Image.open(io.BytesIO(base64.b64decode(b64)))
+    assert img.format == "JPEG"
+    return img
+
+
+def _mean(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0)
+
+
+def test_export_embeds_the_painting_it_was_trained_on(exported, style_path):
+    thumb = _jpeg(_props(exported[0])[PAINTING_KEY])
+    with Image.open(style_path) as painting:
+        assert thumb.size == painting.size  # 96x96: never enlarged
+        assert np.abs(_mean(thumb) - _mean(painting)).max() < 3
+
+
+def test_painting_thumbnail_is_small(tmp_path):
+    big = tmp_path / "big.png"
+    make_photo(1200, 700, seed=3).save(big)
+    data = base64.b64decode(painting_thumbnail(big))
+    assert Image.open(io.BytesIO(data)).size == (256, 149)
+    assert len(data) < 48 * 1024
+
+
+def test_export_without_its_painting_warns_and_a_wrong_one_is_refused(
+    tiny_checkpoint, tmp_path, caplog
+):
+    meta = torch.load(tiny_checkpoint, weights_only=True)
+    moved = {**meta, "train_config": {**meta["train_config"], "style": str(tmp_path / "gone.png")}}
+    with caplog.at_level(logging.WARNING, logger="export"):
+        assert painting_props(moved, None) == {}
+    assert "add_painting" in caplog.text and "gone.png" in caplog.text
+    other = tmp_path / "other.png"
+    make_photo(40, 30, seed=5).save(other)
+    with pytest.raises(UsageError, match="sha256"):
+        painting_props(meta, other)
+    out = tmp_path / "m.onnx"
+    args = ["--checkpoint", str(tiny_checkpoint), "--out", str(out), "--painting", str(other)]
+    assert onnx_export.main(args) == 1
+    assert not out.exists()
+
+
+def test_add_painting_sets_only_that_entry_in_place(exported, style_path, tmp_path, capsys):
+    model_path = tmp_path / "stripes.onnx"
+    model = onnx.load(str(exported[0]))
+    for p in model.metadata_props:  # as if exported without it, or with a stale one
+        if p.key == PAINTING_KEY:
+            p.value = "stale"
+    onnx.save(model, str(model_path))
+    before = onnx.load(str(model_path))
+
+    assert add_painting.main([str(model_path), "--painting", str(style_path)]) == 0
+    assert str(style_path) in capsys.readouterr().out
+    after = onnx.load(str(model_path))
+    assert after.graph.SerializeToString() == before.graph.SerializeToString()
+    keys = [p.key for p in after.metadata_props]
+    assert keys == [p.key for p in before.metadata_props] and keys.count(PAINTING_KEY) == 1
+    props, old = _props(model_path), {p.key: p.value for p in before.metadata_props}
+    assert {k: v for k, v in props.items() if k != PAINTING_KEY} == {
+        k: v for k, v in old.items() if k != PAINTING_KEY
+    }
+    assert props[PAINTING_KEY] == _props(exported[0])[PAINTING_KEY]
+    assert list(tmp_path.iterdir()) == [model_path]  # no temp file left
+    session(model_path)  # still a model ONNX Runtime loads
+
+    # A folder of paintings: the one whose sha256 the model names, whatever the file names.
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    make_photo(50, 40, seed=1).save(folder / "a.png")
+    (folder / "zz.png").write_bytes(style_path.read_bytes())
+    del after.metadata_props[keys.index(PAINTING_KEY)]
+    onnx.save(after, str(model_path))
+    assert add_painting.main([str(model_path), "--painting", str(folder)]) == 0
+    assert props[PAINTING_KEY] == _props(model_path)[PAINTING_KEY]
+
+
+def test_add_painting_refuses_a_painting_the_model_was_not_trained_on(exported, tmp_path, capsys):
+    model_path = tmp_path / "stripes.onnx"
+    model_path.write_bytes(exported[0].read_bytes())
+    other = tmp_path / "other.png"
+    make_photo(40, 30, seed=5).save(other)
+    assert add_painting.main([str(model_path), "--painting", str(other)]) == 1
+    assert add_painting.main([str(model_path), "--painting", str(tmp_path / "none.jpg")]) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert add_painting.main([str(model_path), "--painting", str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert "style_image_sha256" in err and "no such file" in err and "no image in it" in err
+    assert model_path.read_bytes() == exported[0].read_bytes()  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "other.png", "stripes.onnx"]

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from devtools import bombs
 from devtools.images import make_photo
 from devtools.server import FunctionServer
 from tests.conftest import decoded, encode
@@ -34,7 +35,8 @@ MAIN = str(ROOT / "function" / "main.py")
 ERROR_CODES = {
     "invalid_image", "invalid_parameter", "invalid_request", "unknown_style", "not_found",
     "method_not_allowed", "payload_too_large", "image_too_large", "unsupported_media_type",
-    "overloaded",
+    "overloaded", "image_too_complex", "deadline_exceeded", "request_timeout", "uri_too_long",
+    "headers_too_large", "expectation_failed",
 }  # fmt: skip
 OPTION_FIELDS = ("style", "strength", "preserve_color", "max_size", "format", "quality")
 
@@ -158,6 +160,12 @@ def animated_gif(size: int, frames: int) -> bytes:
     return head + first + second * (frames - 1) + b";"
 
 
+def two_images_named_image() -> bytes:
+    part = (b'--xx\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + JPEG + b"\r\n")  # fmt: skip
+    return part * 2 + b"--xx--\r\n"
+
+
 ANIMATED_FRAMES = 2000
 ANIMATED_GIF = animated_gif(512, ANIMATED_FRAMES)
 
@@ -206,6 +214,7 @@ def assert_error(r, status: int, code: str) -> dict:
         assert leak not in text
     assert re.search(r"total;dur=\d", r.headers["Server-Timing"])
     assert r.headers["X-Request-Id"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
     return error
 
 
@@ -285,6 +294,10 @@ BAD_PARAMETER = [
         lambda c: c.post("/", data={"image": B64}, content_type="multipart/form-data"),
     ),
     ("multipart-two-files", multipart({"image": JPEG, "image2": JPEG})),
+    (
+        "multipart-two-files-both-named-image",
+        raw(two_images_named_image(), "multipart/form-data; boundary=xx"),
+    ),
     ("multipart-without-boundary", raw(b"--x\r\n\r\n", "multipart/form-data")),
     ("raw-unknown-query-field", raw(JPEG, "image/jpeg", "?image=x")),
 ]
@@ -302,6 +315,19 @@ BAD_REQUEST = [
         json_bytes(b'{"image": "' + B64.encode() + b'", "quality": 1' + b"0" * 5000 + b"}"),
     ),
     ("image-bytes-as-json", raw(JPEG, "application/json")),
+    # werkzeug's router refuses an upgrade to a WebSocket before the function runs (was HTML)
+    (
+        "websocket-upgrade",
+        lambda c: c.get(
+            "/",
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version": "13",
+            },
+        ),
+    ),
 ]
 STYLE_NAMES = [
     "../../etc/passwd", "..\\..\\windows\\win.ini", "/etc/passwd", "dots/../stripes",
@@ -335,6 +361,20 @@ NOT_FOUND = [
                               "/robots.txt", "/favicon.ico", "/stylize%0A"])
 ]  # fmt: skip
 
+# Decoder bombs (issue #15): small uploads whose decoding costs far out of proportion to their
+# size, refused from their structure before Pillow sees them (function/image_checks.py).
+TOO_COMPLEX = [
+    ("jpeg-progressive-scans-x1000-147kB", raw(bombs.progressive_scan_bomb(1000), "image/jpeg")),  # 8 s to decode
+    ("jpeg-progressive-38-scans-16MP", raw(bombs.progressive_scan_bomb(28), "image/jpeg")),
+    ("bmp-rle8-40MP-26kB", raw(bombs.bmp_rle8(6400, 6250), "image/bmp")),  # 3.5 s, in Python
+    ("bmp-rle8-5MP", multipart({"image": bombs.bmp_rle8(2500, 2000)})),
+    ("jpeg-app1-flood-2MB", raw(bombs.jpeg_app_flood(2_000_000), "image/jpeg")),
+    ("gif-comment-flood-2MB", as_json({"image": base64.b64encode(bombs.gif_comment_flood(2_000_000)).decode()})),
+    ("png-chunk-flood-100k", raw(bombs.png_chunk_flood(100_000), "image/png")),
+    ("tiff-5000-tags", raw(bombs.tiff_tag_flood(5000), "image/tiff")),
+    ("tiff-1M-one-row-strips", raw(bombs.tiff_strip_flood(1_000_000), "image/tiff")),  # 4.7 s
+]  # fmt: skip
+
 HOSTILE = [
     *[pytest.param(send, 400, "invalid_image", id=name) for name, send in BAD_IMAGE],
     *[pytest.param(send, 400, "invalid_parameter", id=name) for name, send in BAD_PARAMETER],
@@ -346,6 +386,7 @@ HOSTILE = [
     pytest.param(raw(png_bomb(50_000, 50_000), "image/png"), 413, "image_too_large", id="png-bomb-50000x50000"),
     pytest.param(raw(png_bomb(10_000, 5_000), "image/png"), 413, "image_too_large", id="png-over-max-pixels"),
     pytest.param(raw(jpeg_declaring(65_000, 65_000), "image/jpeg"), 413, "image_too_large", id="jpeg-declaring-65000x65000"),
+    *[pytest.param(send, 422, "image_too_complex", id=name) for name, send in TOO_COMPLEX],
 ]  # fmt: skip
 
 
@@ -372,7 +413,7 @@ def test_wrong_methods_say_what_is_allowed(client):
 # --- absurd option values: every channel, every type ------------------------------------------
 
 ABSURD_VALUES = {
-    "max_size": [-1, 0, 2049, 10**12, 10**400, 1.5, True, "abc", "nan", "inf", "1e309", "", [], None],
+    "max_size": [-1, 0, 65_001, 10**12, 10**400, 1.5, True, "abc", "nan", "inf", "1e309", "", [], None],
     "quality": [-5, 0, 101, 1e308, 10**400, 90.5, False, "ninety", "NaN", "", {}, None],
     "strength": [-0.1, 1.0001, math.nan, math.inf, -math.inf, 10**400, "1e400", True, "strong", [0.5], None],
     "preserve_color": ["maybe", 2, -1, 0.5, [], {}, None],
@@ -445,11 +486,17 @@ ACCEPTED = [
     ("exif-64kB-rotated", raw(exif_jpeg(60_000, orientation=6), "image/jpeg"), (16, 24)),  # still applied
     ("exif-png-65535-entries", raw(exif_png_huge_ifd(), "image/png"), (24, 16)),
     ("jpeg-200-app1-segments-13MB", raw(jpeg_with_app1_segments(200), "image/jpeg"), (24, 16)),
+    ("jpeg-progressive", raw(encode(PHOTO, "JPEG", progressive=True), "image/jpeg"), (24, 16)),
+    ("jpeg-progressive-37-scans-16MP", raw(bombs.progressive_scan_bomb(27), "image/jpeg", "?max_size=64"), (64, 64)),  # the limit, exactly
+    ("bmp-rle8-4MP", raw(bombs.bmp_rle8(2048, 2048), "image/bmp", "?max_size=64"), (64, 64)),
+    ("tiff-300-broken-tags", raw(bombs.tiff_broken_tags(300), "image/tiff"), (16, 16)),
+    ("tiff-65536-one-row-strips", raw(bombs.tiff_strip_flood(65536), "image/tiff", "?max_size=64"), (1, 64)),  # the limit
     ("empty-style-is-default", raw(JPEG, "image/jpeg", "?style=%20"), (24, 16)),
 ]  # fmt: skip
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.filterwarnings("ignore:Tag data larger than file")  # the server filters them out
 @pytest.mark.parametrize(
     "send,size", [pytest.param(send, size, id=name) for name, send, size in ACCEPTED]
 )
@@ -730,3 +777,30 @@ def test_fuzz_multipart_never_500(client, fields, file_fields, body):
     data = {**fields, **{name: (io.BytesIO(body), "upload.bin") for name in file_fields}}
     r = client.post("/", data=data, content_type="multipart/form-data")
     assert_no_server_error(r)
+
+
+# --- the structure checks pass what encoders write ---------------------------------------------
+
+ENCODED = [
+    ("JPEG", {"quality": 90}), ("JPEG", {"progressive": True, "optimize": True}),
+    ("JPEG", {"progressive": True, "subsampling": 0}), ("PNG", {"optimize": True}),
+    ("PNG", {"compress_level": 0}), ("GIF", {}), ("TIFF", {"compression": "tiff_lzw"}),
+    ("TIFF", {"compression": "tiff_deflate"}), ("BMP", {}), ("WEBP", {"lossless": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt,options", ENCODED, ids=[f"{f}-{o}" for f, o in ENCODED])
+def test_every_file_pillow_writes_passes_the_structure_checks(fmt, options):
+    from image_checks import check_structure
+
+    photo = make_photo(1200, 800, seed=4)
+    check_structure(encode(photo.convert("P") if fmt == "GIF" else photo, fmt, **options))
+    check_structure(encode(photo.convert("L"), fmt, **options))
+
+
+def test_broken_tiff_tags_write_no_warning_per_tag(live):
+    # Pillow warned once per tag, each with its own text: 5,000 broken tags wrote 10,000 lines
+    r = requests.post(live.url, data=bombs.tiff_broken_tags(300), headers={"Content-Type": "image/tiff"}, timeout=30)  # fmt: skip
+    assert r.status_code == 200
+    time.sleep(0.3)
+    assert "Skipping tag" not in live.log_tail(100_000)

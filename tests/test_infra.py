@@ -736,6 +736,8 @@ def test_train_job_runs_locally_end_to_end(tmp_path):
         meta = {p.key: p.value for p in model.metadata_props}
         assert meta.get("name") == "tiny", meta
         assert meta.get("arch", "johnson") == arch
+        tiles = bucket / name.replace(".onnx", ".tiles.onnx")  # published with its model
+        assert {p.key: p.value for p in onnx.load(str(tiles)).metadata_props}["name"] == "tiny"
     assert not list(bucket.glob("*.partial"))
     status = json.loads((bucket / "runs" / "tiny" / "status.json").read_text())
     assert status["state"] == "done"

@@ -1,6 +1,6 @@
 """Load and overload, briefly: benchmarks/load.py against a real server (16 clients, no errors,
 steady memory), a tiny overload run that must shed load with 503 `overloaded` and stay up, and
-the two overload answers (queue full, queue timeout) in-process."""
+the three overload answers (queue full, queue timeout, pixels in flight) in-process."""
 
 from __future__ import annotations
 
@@ -118,3 +118,24 @@ def test_a_full_queue_answers_503_at_once(make_client):
     assert [r.status_code for r in answers] == [200, 200]  # the queued ones were served
     assert admission.admitted == 0  # every place given back
     assert Image.open(io.BytesIO(post(client).data)).size == (32, 32)
+
+
+def test_decoded_pixels_in_flight_are_bounded(make_client):
+    client = make_client(MAX_INFLIGHT_PIXELS="1500", QUEUE_TIMEOUT_S="1")
+    admission = client.module.instance().admission
+    assert admission.max_inflight_pixels == 1500
+    with admission.admit(1000):  # another request's 1,000 pixels are being processed
+        t0 = time.perf_counter()
+        message = assert_overloaded(post(client))  # its 32x32 = 1,024 more would exceed 1,500
+        assert 0.9 < time.perf_counter() - t0 < 5  # waited QUEUE_TIMEOUT_S for room, then gave up
+        assert "MAX_INFLIGHT_PIXELS" in message
+    assert post(client).status_code == 200  # alone, it is let in
+    assert (admission.admitted, admission.inflight_pixels) == (0, 0)
+
+
+def test_the_default_pixel_bound_comes_from_the_memory_limit(make_client):
+    import memory
+
+    admission = make_client().module.instance().admission
+    assert admission.max_inflight_pixels == memory.default_inflight_pixels(40_000_000)
+    assert admission.max_inflight_pixels >= 40_000_000  # never less than one largest image

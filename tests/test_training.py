@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import make_painting
-from training import checkpoint, data
+from training import checkpoint, data, losses
 from training.efficientnet import EfficientNetLite0, SamePadConv, build_efficientnet_lite0
 from training.errors import UsageError
 from training.loss_nets import DEFAULTS, build_loss_net
@@ -69,6 +69,7 @@ def held_out_loss(model: torch.nn.Module, photo_dir: Path, style_path: Path) -> 
         build_loss_net("efficientnet-lite0"), data.load_style_image(style_path, 96),
         content_layer=d.content_layer, style_layers=d.style_layers,
         content_weight=d.content_weight, style_weight=d.style_weight,
+        style_statistic=d.style_statistic,
     ).eval()  # fmt: skip
     photos = data.center_crops(data.find_images(photo_dir), 64)
     with torch.no_grad():
@@ -381,3 +382,25 @@ def test_optimize_unknown_layer_is_one_line(tmp_path, style_path, capsys):
             "--content-layer", "relu9"]  # fmt: skip
     assert optimize.main(argv) == 2
     assert "unknown layers ['relu9']" in capsys.readouterr().err
+
+
+def test_cov_statistic_sees_the_contrast_a_raw_gram_misses(style_path):
+    """Why `cov` is the default: a washed-out copy of the painting (halfway to its mean colour)
+    nearly matches the painting's raw Grams, which are dominated by the channel means, but not
+    its covariances."""
+    net = build_loss_net("efficientnet-lite0")
+    painting = data.load_style_image(style_path, 96)  # (1, 3, H, W)
+    hazy = 0.5 * painting + 0.5 * painting.mean((2, 3), keepdim=True)
+    taps = dict.fromkeys(("s2", "s4"), 1.0)
+    relative = {}
+    for statistic in losses.STYLE_STATISTICS:
+        loss = losses.PerceptualLoss(
+            net, painting, content_layer="s4", style_layers=taps, content_weight=0.0,
+            style_weight=1.0, style_statistic=statistic,
+        )  # fmt: skip
+        loss.eval()
+        with torch.no_grad():
+            same = loss(painting, painting)["style_loss"].item()
+            relative[statistic] = loss(hazy, painting)["style_loss"].item()
+        assert same < 1e-6
+    assert relative["cov"] > 3 * relative["gram"], relative

@@ -1,19 +1,26 @@
 """The web page (GET /) in a real headless Chromium against the real function on 127.0.0.1.
 
 Needs Debian's `chromium` (/usr/bin/chromium) and Playwright for Python; Playwright's own
-browser download is never used. `UPDATE_SCREENSHOT=1` rewrites docs/web_page.png.
+browser download is never used. `UPDATE_SCREENSHOT=1` rewrites docs/web_page.png (1280x900) and
+docs/web_page_phone.png (390x844).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 import requests
 from PIL import Image
+
+from export.onnx_export import style_models
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -22,7 +29,13 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 KODAK = ROOT.parent / "shared" / "data" / "eval" / "kodim01.png"
-SCREENSHOT = ROOT / "docs" / "web_page.png"
+PAINTINGS = ROOT.parent / "shared" / "data" / "styles"  # the bundled styles' style images
+BUNDLED = ROOT / "function" / "models"
+SCREENSHOTS = {
+    (1280, 900): ROOT / "docs" / "web_page.png",
+    (390, 844): ROOT / "docs" / "web_page_phone.png",
+}
+SIZES = list(SCREENSHOTS)
 
 
 # --- the routes the page relies on (plain HTTP, no browser) ---------------------------------
@@ -60,12 +73,66 @@ def test_thumbnails_are_small_stylized_samples(live_server):
         ("/styles/..%2F..%2Fmain/thumbnail.jpg", 404, "not_found"),  # a '/' is never a name
         ("/styles//thumbnail.jpg", 404, "not_found"),
         ("/styles/dots/thumbnail.png", 404, "not_found"),
+        ("/styles/nope/painting.jpg", 404, "unknown_style"),
+        ("/styles/..%2Fdots/painting.jpg", 404, "not_found"),
     ],
 )
 def test_thumbnail_errors_are_json(live_server, path, status, code):
     r = requests.get(live_server + path, timeout=10)
     assert r.status_code == status
     assert r.json()["error"]["code"] == code
+
+
+def mean_rgb(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0)
+
+
+def test_styles_give_each_painting_and_it_is_the_style_image(live_server, style_path):
+    styles = requests.get(live_server + "/styles", timeout=10).json()["styles"]
+    assert {s["name"]: s["painting_url"] for s in styles} == {
+        "dots": "styles/dots/painting.jpg",  # relative: resolves against /styles or the page
+        "stripes": "styles/stripes/painting.jpg",
+    }
+    r = requests.get(f"{live_server}/styles/stripes/painting.jpg", timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg"
+    assert "max-age=" in r.headers["Cache-Control"] and r.headers["ETag"]
+    served = Image.open(io.BytesIO(r.content))
+    assert served.format == "JPEG" and len(r.content) < 64_000
+    with Image.open(style_path) as painting:
+        assert served.size == painting.size  # 96x96: shrunk to 256 px at most, never enlarged
+        # the painting the model was trained on, not a stylized sample (nor another style's)
+        assert np.abs(mean_rgb(served) - mean_rgb(painting)).max() < 3
+    dots = requests.get(f"{live_server}/styles/dots/painting.jpg", timeout=10)
+    assert np.abs(mean_rgb(Image.open(io.BytesIO(dots.content))) - mean_rgb(served)).max() > 10
+    again = requests.get(
+        f"{live_server}/styles/stripes/painting.jpg",
+        headers={"If-None-Match": r.headers["ETag"]},
+        timeout=10,
+    )
+    assert again.status_code == 304 and again.content == b""
+
+
+def without_painting(src: Path, dst: Path) -> None:
+    """A copy of a model as exported before thumbnails existed: no painting_jpeg entry."""
+    model = onnx.load(str(src))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key != "painting_jpeg"]
+    assert len(kept) < len(model.metadata_props)
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, dict(kept))
+    onnx.save(model, str(dst))
+
+
+def test_a_model_without_a_painting_says_null(make_client, model_dir, tmp_path):
+    without_painting(model_dir / "dots.onnx", tmp_path / "dots.onnx")
+    shutil.copy(model_dir / "stripes.fast.onnx", tmp_path)
+    client = make_client(MODEL_DIR=str(tmp_path))
+    styles = {s["name"]: s for s in client.get("/styles").json["styles"]}
+    assert styles["dots"]["painting_url"] is None
+    assert styles["stripes"]["painting_url"] == "styles/stripes/painting.jpg"
+    r = client.get("/styles/dots/painting.jpg")
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+    assert "export.add_painting" in r.json["error"]["message"]
+    assert client.get("/styles/dots/thumbnail.jpg").status_code == 200  # the page's fallback
 
 
 # --- the page in a browser --------------------------------------------------------------------
@@ -88,15 +155,22 @@ def browser():
             browser.close()
 
 
+# Every card picture has decoded and faded in (the styles are fetched after load).
+CARDS_READY = """(() => {
+    const imgs = [...document.querySelectorAll('.style .pic img')];
+    return imgs.length > 0 && imgs.every(i => i.naturalWidth > 0 && i.classList.contains('ready'))
+        && [...document.querySelectorAll('.style .pic')].every(p => p.classList.contains('ready'));
+})()"""
+
+
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(viewport={"width": 1000, "height": 640})
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(live_server + "/")
-    # the styles are fetched after load; wait until both thumbnails have really decoded
-    wait_until(page, "[...document.querySelectorAll('.style img')].every(i => i.naturalWidth)")
-    assert page.locator(".style img").count() == 2
+    wait_until(page, CARDS_READY)
+    assert page.locator(".style .pic img").count() == 2
     try:
         yield page
     finally:
@@ -169,7 +243,7 @@ def test_page_stylizes_an_uploaded_photo(page, photo):
             "arch": "fast",  # stripes has both archs; "Best quality" starts off on a CPU
             "strength": "0.8",
             "preserve_color": "true",
-        }
+        }  # and no max_size: the page shows and saves the API's full-size answer
     ]
     assert response.headers["x-style-model"] == "stripes/fast"
 
@@ -229,32 +303,201 @@ def test_best_quality_asks_for_johnson_where_a_style_has_both(page, photo_dir):
     assert "arch" not in dots  # dots has one arch: the server's default for it
 
 
+# What a card's <img> really shows: its decoded pixels' mean colour, drawn through a canvas.
+CARD_PIXELS = """img => {
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    const sum = [0, 0, 0];
+    for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
+    const n = data.length / 4;
+    return {src: img.getAttribute('src'), size: [img.naturalWidth, img.naturalHeight],
+            mean: sum.map(v => v / n)};
+}"""
+
+
+def card_pictures(page) -> dict[str, dict]:
+    """Each card's picture by style name: its src, natural size and mean colour."""
+    names = page.eval_on_selector_all("input[name=style]", "els => els.map(e => e.value)")
+    pictures = page.eval_on_selector_all(".style .pic img", f"imgs => imgs.map({CARD_PIXELS})")
+    assert len(names) == len(pictures)  # one picture a card
+    return dict(zip(names, pictures, strict=True))
+
+
+def check_cards_show_the_served_paintings(page, url: str) -> dict[str, Image.Image]:
+    """Every card shows its painting as GET /styles/NAME/painting.jpg serves it; returns those."""
+    styles = {s["name"]: s for s in requests.get(url + "/styles", timeout=10).json()["styles"]}
+    served = {}
+    for name, pic in card_pictures(page).items():
+        assert pic["src"] == styles[name]["painting_url"], name
+        r = requests.get(f"{url}/{pic['src']}", timeout=10)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg"
+        served[name] = Image.open(io.BytesIO(r.content))
+        assert served[name].format == "JPEG"
+        assert tuple(pic["size"]) == served[name].size, name
+        assert np.abs(np.array(pic["mean"]) - mean_rgb(served[name])).max() < 2, name
+    return served
+
+
+def test_cards_show_the_paintings(page, live_server):
+    served = check_cards_show_the_served_paintings(page, live_server)
+    assert set(served) == {"dots", "stripes"}
+    # The sample photo in the chosen style waits in the empty result frame.
+    wait_until(page, "document.getElementById('preview').classList.contains('ready')")
+    assert page.get_attribute("#preview", "src") == "styles/dots/thumbnail.jpg"
+    page.get_by_text("Stripes").click()
+    assert page.get_attribute("#preview", "src") == "styles/stripes/thumbnail.jpg"
+
+
+def test_cards_fall_back_to_the_sample_without_a_painting(browser, live_server):
+    """A model exported before painting thumbnails: /styles says null and the card shows the
+    style's sample photo instead of a grey box."""
+    context = browser.new_context(viewport={"width": 1000, "height": 640})
+    page = context.new_page()
+
+    def no_paintings(route):
+        body = route.fetch().json()
+        for style in body["styles"]:
+            style["painting_url"] = None
+        route.fulfill(json=body)
+
+    page.route("**/styles", no_paintings)
+    try:
+        page.goto(live_server + "/")
+        wait_until(page, CARDS_READY)
+        pictures = card_pictures(page)
+        assert {n: p["src"] for n, p in pictures.items()} == {
+            "dots": "styles/dots/thumbnail.jpg",
+            "stripes": "styles/stripes/thumbnail.jpg",
+        }
+        assert all(tuple(p["size"]) == (192, 128) for p in pictures.values())
+    finally:
+        context.close()
+
+
+# --- the bundled styles at a desktop and a phone size ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundled_server(tmp_path_factory):
+    """The real function on the bundled styles (function/models): real titles, real paintings."""
+    from devtools.server import function_server
+    from tests.conftest import FUNCTION_DIR
+
+    log = tmp_path_factory.mktemp("bundled_server") / "server.log"
+    with function_server(FUNCTION_DIR / "main.py", log, {"MODEL_DIR": str(BUNDLED)}) as url:
+        yield url
+
+
+IN_VIEW = """sel => {
+    const box = document.querySelector(sel).getBoundingClientRect();
+    return box.height > 0 && box.top >= -1 && box.bottom <= window.innerHeight + 1;  // sub-pixels
+}"""
+
+
+def in_view(page, selector: str) -> bool:
+    return bool(page.evaluate(f"({IN_VIEW})({json.dumps(selector)})"))
+
+
+def wait_until_still(page) -> None:
+    """Until a smooth scroll has come to rest."""
+    last = None
+    for _ in range(100):
+        y = page.evaluate("window.scrollY")
+        if y == last:
+            return
+        last = y
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_bundled_styles_page(browser, bundled_server, photo, size, tmp_path):
+    """Each card shows its painting, titles end in an ellipsis instead of overflowing, and on
+    a phone pressing Stylize brings the busy state and then the result into view."""
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    # Hold the stylize answer until told: the busy state stays on screen while it is checked.
+    held = []
+    page.route("**/*", lambda r: held.append(r) if r.request.method == "POST" else r.continue_())
+    try:
+        page.goto(bundled_server + "/")
+        wait_until(page, CARDS_READY)
+        served = check_cards_show_the_served_paintings(page, bundled_server)
+        assert len(served) == len(style_models(BUNDLED)) == 11
+        for name, thumb in served.items():
+            assert max(thumb.size) == 256, name  # the embedded thumbnail, not a 192x128 sample
+            if PAINTINGS.exists():  # the painting itself, as in ../shared
+                with Image.open(PAINTINGS / f"{name}.jpg") as painting:
+                    painting.draft("RGB", (512, 512))
+                    assert np.abs(mean_rgb(painting) - mean_rgb(thumb)).max() < 4, name
+        check_titles(page)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll
+
+        parrots = KODAK.with_name("kodim23.png")  # the README's photo
+        page.set_input_files("#file", str(parrots if parrots.exists() else photo[0]))
+        wait_until(page, "document.getElementById('original').naturalWidth > 0")
+        # On a phone the result frame starts below the screen; on a desktop it is in view.
+        assert in_view(page, "#result-frame") == (width >= 1000)
+        page.get_by_role("button", name="Stylize").click()
+        wait_until(page, "document.querySelector('#result-frame').ariaBusy === 'true'")
+        assert page.is_visible("#spinner") and page.is_hidden("#result-empty")
+        wait_until(page, f"({IN_VIEW})('#spinner') && ({IN_VIEW})('#result-frame')", 10)
+        assert len(held) == 1 and page.get_attribute("#result-frame", "aria-busy") == "true"
+        held[0].continue_()
+        page.wait_for_selector("#result", state="visible")
+        # the result (full size, as the API sent it) and its Download button come into view
+        wait_until(page, f"({IN_VIEW})('#result') && ({IN_VIEW})('#download')", 10)
+        wait_until_still(page)
+        assert page.is_hidden("#spinner")
+        caption = page.text_content("#result-figure figcaption")
+        w, h = natural_size(page, "#result")
+        assert caption == f"Stylized · {w} × {h} px"
+        time.sleep(0.3)  # the pictures' fade-in
+        png = page.screenshot()
+        (tmp_path / f"web_page_{width}x{height}.png").write_bytes(png)
+        if os.environ.get("UPDATE_SCREENSHOT") == "1" and KODAK.exists():
+            save_screenshot(png, SCREENSHOTS[size])
+    finally:
+        context.close()
+
+
+def check_titles(page) -> None:
+    """Each title fits its card: at most two lines, cut with an ellipsis, the whole title in
+    the card's tooltip; the two long ones really are cut."""
+    titles = page.eval_on_selector_all(
+        ".style",
+        """labels => labels.map(label => {
+            const t = label.querySelector('.title');
+            const css = getComputedStyle(t);
+            const card = label.getBoundingClientRect(), box = t.getBoundingClientRect();
+            return {name: label.querySelector('input').value, text: t.textContent,
+                    tooltip: label.title, scrollWidth: t.scrollWidth, clientWidth: t.clientWidth,
+                    scrollHeight: t.scrollHeight, clientHeight: t.clientHeight,
+                    lineHeight: parseFloat(css.lineHeight), clamp: css.webkitLineClamp,
+                    overflow: css.overflow, ellipsis: css.textOverflow,
+                    inside: box.left >= card.left && box.right <= card.right
+                            && box.bottom <= card.bottom};
+        })""",
+    )
+    cut = set()
+    for t in titles:
+        assert t["scrollWidth"] <= t["clientWidth"], t
+        assert t["clientHeight"] <= 2 * t["lineHeight"] + 1, t
+        assert (t["clamp"], t["overflow"], t["ellipsis"]) == ("2", "hidden", "ellipsis"), t
+        assert t["inside"], t
+        assert t["tooltip"].startswith(t["text"] + ", "), t  # title, artist
+        if t["scrollHeight"] > t["clientHeight"] + 1:
+            cut.add(t["name"])
+    assert {"udnie", "grande_jatte"} <= cut
+
+
 def save_screenshot(png: bytes, path: Path) -> None:
     """Keep the tracked PNG small: 256 colours are plenty for a UI with two photos."""
     img = Image.open(io.BytesIO(png)).convert("RGB").quantize(256)
     path.parent.mkdir(exist_ok=True)
     img.save(path, optimize=True)
-
-
-@pytest.mark.skipif(
-    os.environ.get("UPDATE_SCREENSHOT") != "1" or not KODAK.exists(),
-    reason="rewrites docs/web_page.png on the bundled styles; set UPDATE_SCREENSHOT=1",
-)
-def test_screenshot_of_the_bundled_styles(browser, tmp_path):
-    """The README's picture: the bundled styles, a Kodak photo, The Starry Night."""
-    from devtools.server import function_server
-    from tests.conftest import FUNCTION_DIR
-
-    env = {"MODEL_DIR": str(FUNCTION_DIR / "models")}
-    with function_server(FUNCTION_DIR / "main.py", tmp_path / "server.log", env) as url:
-        context = browser.new_context(viewport={"width": 1100, "height": 700})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.goto(url + "/")
-        wait_until(page, "[...document.querySelectorAll('.style img')].every(i => i.naturalWidth)")
-        page.set_input_files("#file", str(KODAK.with_name("kodim23.png")))
-        page.get_by_text("The Starry Night").click()
-        page.get_by_role("button", name="Stylize").click()
-        page.wait_for_selector("#result", state="visible")
-        save_screenshot(page.screenshot(full_page=True), SCREENSHOT)
-        context.close()

@@ -24,6 +24,7 @@ class LossDefaults:
     style_layers: dict[str, float]
     content_weight: float
     style_weight: float
+    style_statistic: str  # losses.style_statistics
 
 
 # Chosen with `python -m training.optimize` (docs/loss_taps.jpg). EfficientNet's terms are
@@ -31,10 +32,14 @@ class LossDefaults:
 # for Grams normalized by C*H*W.
 DEFAULTS = {
     "efficientnet-lite0": LossDefaults(
-        "s4", {"s2": 1.0, "s4": 1.0, "s8": 1.0, "s16": 1.0, "s32": 1.0}, 4.0, 1.0
+        "s4", {"s2": 1.0, "s4": 1.0, "s8": 1.0, "s16": 1.0, "s32": 1.0}, 4.0, 1.0, "cov"
     ),
     "vgg16": LossDefaults(
-        "relu2_2", dict.fromkeys(("relu1_2", "relu2_2", "relu3_3", "relu4_3"), 1.0), 1e5, 1e10
+        "relu2_2",
+        dict.fromkeys(("relu1_2", "relu2_2", "relu3_3", "relu4_3"), 1.0),
+        1e5,
+        1e10,
+        "gram",
     ),
 }
 LOSS_NETS = tuple(DEFAULTS)

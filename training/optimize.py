@@ -39,6 +39,7 @@ class Setting:
     style_weight: float
     style_size: int
     style_layers: str  # name:weight,... as in training.train
+    style_statistic: str = "cov"  # losses.style_statistics
 
 
 def optimize(
@@ -56,6 +57,7 @@ def optimize(
         style_layers=parse_style_layers(s.style_layers),
         content_weight=s.content_weight,
         style_weight=s.style_weight,
+        style_statistic=s.style_statistic,
     )
     pixels = (
         photo.contiguous().clone().requires_grad_(True)
@@ -79,7 +81,10 @@ def optimize(
 
 
 def label(s: Setting) -> str:
-    return f"content {s.content_layer} x{s.content_weight:g}, style x{s.style_weight:g} @{s.style_size}px"
+    return (
+        f"content {s.content_layer} x{s.content_weight:g}, style x{s.style_weight:g} "
+        f"@{s.style_size}px, {s.style_statistic}"
+    )
 
 
 def tile(image: torch.Tensor, caption: str, height: int) -> Image.Image:
@@ -117,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--style-layers", help="name:weight,name:weight as in training; ';' separates sweep values"
     )
+    p.add_argument(
+        "--style-statistic", help=f"{' or '.join(losses.STYLE_STATISTICS)}; ',' sweeps both"
+    )
     p.add_argument("--columns", type=int, default=4)
     args = p.parse_args(argv)
     torch.set_flush_denormal(True)
@@ -130,9 +138,15 @@ def main(argv: list[str] | None = None) -> int:
             [float(v) for v in (args.style_weight or str(d.style_weight)).split(",")],
             [int(v) for v in args.style_size.split(",")],
             (args.style_layers or default_layers).split(";"),
+            (args.style_statistic or d.style_statistic).split(","),
         )
         settings = [Setting(*combo) for combo in sweeps]
         for s in settings:
+            if s.style_statistic not in losses.STYLE_STATISTICS:
+                raise UsageError(
+                    f"unknown --style-statistic {s.style_statistic!r}; "
+                    f"choose from {', '.join(losses.STYLE_STATISTICS)}"
+                )
             unknown = ({s.content_layer} | set(parse_style_layers(s.style_layers))) - set(
                 net.layer_names
             )

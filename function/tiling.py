@@ -1,0 +1,79 @@
+"""Painting an image too large for one network run: overlapping tiles that normalise alike.
+
+Instance norm normalises each feature map by its own mean and variance, so tiles painted on
+their own would each get their own contrast and colour cast, and the seams would show. The
+tile graph (export/wrapper.py TileStylizer, NAME.ARCH.tiles.onnx) takes the statistics to use
+instead: they are computed once, on the whole image shrunk to one run's size, and every tile
+is painted with them. Tiles overlap by MARGIN pixels on each side, more than the network's
+receptive field reaches in practice, and only each tile's core is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+MARGIN = 96  # px of context on each side of a tile's core; a multiple of every arch's stride
+STATS_INPUT, USE_STATS_INPUT, STATS_OUTPUT = "norm_stats", "use_norm_stats", "norm_stats_out"
+
+
+def tiles(height: int, width: int, core: int) -> Iterator[tuple[slice, slice]]:
+    """(rows, cols) of each tile's core, `core` px square (a multiple of 8), covering the
+    image. Cores start at multiples of `core`, so every tile sees the same stride-2 phase as
+    the whole image and its pixels are computed as they would be in one run."""
+    for y in range(0, height, core):
+        for x in range(0, width, core):
+            yield slice(y, min(height, y + core)), slice(x, min(width, x + core))
+
+
+def norm_statistics(session: ort.InferenceSession, rgb: np.ndarray, max_pixels: int) -> np.ndarray:
+    """(2, S) float32: the network's instance-norm statistics for `rgb` (H, W, 3) uint8,
+    computed on the image shrunk to at most `max_pixels`."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, (max_pixels / (h * w)) ** 0.5)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
+    size = session.get_inputs()[1].shape[1]
+    (stats,) = session.run(
+        [STATS_OUTPUT],
+        {
+            "image": rgb[None],
+            STATS_INPUT: np.zeros((2, size), np.float32),
+            USE_STATS_INPUT: np.zeros((), np.float32),
+        },
+    )
+    return stats[0]
+
+
+def paint_in_tiles(
+    session: ort.InferenceSession,
+    rgb: np.ndarray,
+    *,
+    max_pixels: int,
+    stats: np.ndarray | None = None,
+) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W, 3) uint8, painted in runs of at most ~`max_pixels` each.
+
+    `stats` (2, S) are the statistics to paint with; by default norm_statistics at the same
+    budget. Painting with the statistics of the whole, unshrunk image gives what one run
+    would, to float rounding (tests/test_tiling.py)."""
+    h, w = rgb.shape[:2]
+    if stats is None:
+        stats = norm_statistics(session, rgb, max_pixels)
+    side = int(max_pixels**0.5) - 2 * MARGIN
+    core = max(64, side // 64 * 64)
+    out = np.empty_like(rgb)
+    feeds = {STATS_INPUT: stats.astype(np.float32), USE_STATS_INPUT: np.ones((), np.float32)}
+    for rows, cols in tiles(h, w, core):
+        y0, x0 = max(0, rows.start - MARGIN), max(0, cols.start - MARGIN)
+        y1, x1 = min(h, rows.stop + MARGIN), min(w, cols.stop + MARGIN)
+        tile = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        (painted,) = session.run(["stylized"], {"image": tile[None], **feeds})
+        out[rows, cols] = painted[
+            0, rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0
+        ]
+    return out

@@ -1,0 +1,151 @@
+"""Full-resolution results: paint size, guided upsampling, tiles that match one run, and the
+API answering a phone photo at its own size."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from conftest import FUNCTION_DIR, decoded
+from PIL import Image, ImageDraw
+
+from devtools.images import make_phone_jpeg, make_photo
+
+sys.path.insert(0, str(FUNCTION_DIR))
+import full_resolution
+import tiling
+
+
+def session(path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize(
+    ("size", "scale", "budget", "expected"),
+    [
+        ((4032, 3024), 1.0, 10**9, (1024, 768)),  # the 1024 px result's strokes
+        ((4032, 3024), 2.0, 10**9, (512, 384)),
+        ((4032, 3024), 0.25, 10**9, (4032, 3024)),  # never above the photo's own size
+        ((640, 480), 1.0, 10**9, (640, 480)),
+        ((4032, 3024), 0.25, 1_000_000, (1155, 866)),  # the run budget caps it
+    ],
+)
+def test_paint_size(size, scale, budget, expected):
+    assert full_resolution.paint_size(*size, scale, budget) == expected
+
+
+def test_guided_upsample_brings_back_the_photos_detail():
+    """With a network that paints the photo itself, upsampling the painting should give the
+    full-size photo's edges back far sharper than Lanczos alone: they come from the guide."""
+    img = Image.new("RGB", (480, 320), (90, 90, 90))
+    draw = ImageDraw.Draw(img)
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        x, y = (int(v) for v in rng.integers(0, 440, 2))
+        draw.rectangle((x, y, x + 3 + int(rng.integers(0, 30)), y + 40), fill=(220, 200, 40))
+    photo = np.asarray(img)
+    small = np.asarray(Image.fromarray(photo).resize((120, 80), Image.Resampling.LANCZOS))
+    lanczos = np.asarray(Image.fromarray(small).resize((480, 320), Image.Resampling.LANCZOS))
+    guided = full_resolution.guided_upsample(small, small, photo)
+    assert guided.shape == photo.shape and guided.dtype == np.uint8
+    err = {k: np.abs(v.astype(int) - photo).mean() for k, v in (("g", guided), ("l", lanczos))}
+    assert err["g"] < 0.5 * err["l"], err
+
+
+def test_guided_upsample_keeps_the_paintings_own_strokes():
+    """Texture the network painted that is not in the photo must survive the upsampling (a
+    plain guided filter smooths it away), and a flat photo adds nothing to it."""
+    photo = np.full((320, 480, 3), 128, np.uint8)
+    small = np.full((80, 120, 3), 128, np.uint8)
+    strokes = np.random.default_rng(8).integers(0, 256, (80, 120, 3), dtype=np.uint8)
+    out = full_resolution.guided_upsample(strokes, small, photo).astype(int)
+    lanczos = np.asarray(Image.fromarray(strokes).resize((480, 320), Image.Resampling.LANCZOS))
+    assert np.abs(out - lanczos).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def fast_tiles(model_dir):
+    plain, tiles = model_dir / "stripes.fast.onnx", model_dir / "stripes.fast.tiles.onnx"
+    assert tiles.is_file(), "write_model must export the tile graph beside the model"
+    return session(plain), session(tiles)
+
+
+@pytest.mark.parametrize("shape", [(333, 517), (200, 200), (97, 1001)])
+def test_tiles_with_the_whole_images_statistics_equal_one_run(fast_tiles, shape):
+    plain, tiles = fast_tiles
+    rgb = np.asarray(make_photo(shape[1], shape[0], seed=5))
+    (one_run,) = plain.run(["stylized"], {"image": rgb[None]})
+    stats = tiling.norm_statistics(tiles, rgb, max_pixels=10**9)
+    tiled = tiling.paint_in_tiles(tiles, rgb, max_pixels=40_000, stats=stats)
+    assert tiled.shape == rgb.shape
+    assert np.abs(tiled.astype(int) - one_run[0]).max() <= 2
+
+
+def test_tiles_with_shrunk_statistics_stay_close_and_show_no_seam(fast_tiles):
+    plain, tiles = fast_tiles
+    rgb = np.asarray(make_photo(640, 480, seed=6))
+    (one_run,) = plain.run(["stylized"], {"image": rgb[None]})
+    tiled = tiling.paint_in_tiles(tiles, rgb, max_pixels=60_000).astype(int)
+    diff = np.abs(tiled - one_run[0])
+    assert diff.mean() < 4, diff.mean()
+    # A seam would be a step across a tile border larger than the image's own steps nearby.
+    core = max(64, (int(60_000**0.5) - 2 * tiling.MARGIN) // 64 * 64)
+    steps = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))  # (W - 1,)
+    for x in range(core, 640, core):
+        assert steps[x - 1] < 2 * np.median(steps[x - 9 : x + 8]) + 2
+
+
+def test_tile_graph_without_given_statistics_is_the_model(fast_tiles):
+    plain, tiles = fast_tiles
+    rgb = np.asarray(make_photo(160, 120, seed=7))
+    (a,) = plain.run(["stylized"], {"image": rgb[None]})
+    size = tiles.get_inputs()[1].shape[1]
+    (b,) = tiles.run(
+        ["stylized"],
+        {
+            "image": rgb[None],
+            "norm_stats": np.zeros((2, size), np.float32),
+            "use_norm_stats": np.zeros((), np.float32),
+        },
+    )
+    assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_phone_photo_comes_back_at_its_own_upright_size(make_client):
+    client = make_client()
+    photo = make_phone_jpeg(2000, 1500, orientation=6)  # stored landscape, upright portrait
+    r = client.post("/", data={"image": (io.BytesIO(photo), "phone.jpg"), "style": "stripes"})
+    assert r.status_code == 200, r.get_json()
+    out = decoded(r.data)
+    assert out.size == (1500, 2000)
+    assert r.headers["X-Painted-Size"] == "768x1024"
+    assert not np.isnan(np.asarray(out, np.float32)).any()
+
+
+@pytest.mark.parametrize(("fields", "size", "painted"), [
+    ({"stroke_scale": "2"}, (1500, 2000), "384x512"),
+    ({"stroke_scale": "0.5", "max_size": "1000"}, (750, 1000), "750x1000"),
+])  # fmt: skip
+def test_stroke_scale_sets_the_paint_size_not_the_result_size(make_client, fields, size, painted):
+    client = make_client()
+    photo = make_phone_jpeg(2000, 1500, orientation=6)
+    r = client.post("/", data={"image": (io.BytesIO(photo), "phone.jpg"), **fields})
+    assert r.status_code == 200, r.get_json()
+    assert decoded(r.data).size == size
+    assert r.headers["X-Painted-Size"] == painted
+
+
+@pytest.mark.parametrize("value", ["0", "0.1", "5", "nan", "big", ""])
+def test_bad_stroke_scale_is_a_clear_400(make_client, value):
+    r = make_client().post(
+        "/", data={"image": (io.BytesIO(make_phone_jpeg(64, 48)), "p.jpg"), "stroke_scale": value}
+    )
+    assert r.status_code == 400
+    body = r.get_json()
+    assert body["error"]["code"] == "invalid_parameter"
+    assert body["error"]["message"].startswith("stroke_scale must be")
