@@ -21,7 +21,8 @@ from PIL import Image
 Finish = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (photo, painted) strips -> result
 
 PAINT_SIDE = 1024  # long side the network paints at with stroke_scale 1
-RADIUS = 2  # guided filter window radius, in painting pixels
+RADIUS = 2  # guided filter window radius, in pixels at COEFF_SIDE
+COEFF_SIDE = 768  # the largest long side the guided filter's slopes are fitted at
 EPS = 1e-3  # regularisation on luminance 0..1: larger keeps less of the photo's detail
 # Photo detail added back, as a multiple of the photo's own luminance detail: at least
 # MIN_SLOPE everywhere, so edges stay sharp even where the painting ignores the photo (0 left
@@ -98,20 +99,29 @@ def guided_upsample(
     never less than MIN_SLOPE of it. `finish` is applied to each finished strip.
     Full-size work is done strip by strip, so the float buffers stay a few MB at any size.
     """
-    guide = _luma(photo_small)  # (h, w, 1)
-    p = painted.astype(np.float32) / 255.0  # (h, w, 3)
+    # The slopes are smooth, so they are fitted at COEFF_SIDE at most (He & Sun's subsampling):
+    # a painting larger than that would only make this part slow.
+    h, w = painted.shape[:2]
+    scale = min(1.0, COEFF_SIDE / max(h, w))
+    fit = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if fit != (w, h):
+        painted_fit = np.asarray(Image.fromarray(painted).resize(fit, Image.Resampling.BOX))
+        photo_fit = np.asarray(Image.fromarray(photo_small).resize(fit, Image.Resampling.BOX))
+    else:
+        painted_fit, photo_fit = painted, photo_small
+    guide = _luma(photo_fit)  # (fh, fw, 1)
+    p = painted_fit.astype(np.float32) / 255.0  # (fh, fw, 3)
     mean_i, mean_p = _box(guide, RADIUS), _box(p, RADIUS)
     cov = _box(guide * p, RADIUS) - mean_i * mean_p
     var = _box(guide * guide, RADIUS) - mean_i * mean_i
-    slope = np.clip(cov / (var + EPS), -MAX_SLOPE, MAX_SLOPE)  # (h, w, 3), per channel
+    slope = np.clip(cov / (var + EPS), -MAX_SLOPE, MAX_SLOPE)  # (fh, fw, 3), per channel
     # Where the painting barely follows the photo, grey detail tops its luminance up to
     # MIN_SLOPE: sharp edges, and no colour a channel's own slope did not ask for.
     slope += np.maximum(0.0, MIN_SLOPE - slope @ _LUMA)[..., None]
     slope = _box(slope, RADIUS)
     height, width = photo.shape[:2]
-    h, w = painted.shape[:2]
     slopes = [Image.fromarray(np.ascontiguousarray(slope[..., c])) for c in range(3)]
-    small_luma = Image.fromarray(np.ascontiguousarray(guide[..., 0]))
+    small_luma = Image.fromarray(np.ascontiguousarray(_luma(photo_small)[..., 0]))
     # The painting in one piece: uint8, so it costs what the result does, and Pillow's 8-bit
     # resize given a `box` (as the strips below are) does not match its resize of the whole.
     base = np.asarray(Image.fromarray(painted).resize((width, height), Image.Resampling.LANCZOS))
@@ -119,12 +129,12 @@ def guided_upsample(
     sy = h / height
     for y0 in range(0, height, STRIP_ROWS):
         y1 = min(height, y0 + STRIP_ROWS)
-        box = (0.0, y0 * sy, float(w), y1 * sy)  # the strip's source rows, fractional
         size = (width, y1 - y0)
-        a = np.stack([np.asarray(s.resize(size, BILINEAR, box=box)) for s in slopes], -1)
-        detail = (
-            _luma(photo[y0:y1]) - np.asarray(small_luma.resize(size, BILINEAR, box=box))[..., None]
-        )
+        fit_rows = (0.0, y0 * fit[1] / height, float(fit[0]), y1 * fit[1] / height)
+        a = np.stack([np.asarray(s.resize(size, BILINEAR, box=fit_rows)) for s in slopes], -1)
+        rows = (0.0, y0 * sy, float(w), y1 * sy)  # the strip's source rows, fractional
+        luma_up = np.asarray(small_luma.resize(size, BILINEAR, box=rows))[..., None]
+        detail = _luma(photo[y0:y1]) - luma_up
         strip = base[y0:y1] + (255.0 * detail) * a  # (rows, W, 3)
         out[y0:y1] = finish(photo[y0:y1], np.clip(strip + 0.5, 0, 255).astype(np.uint8))
     return out

@@ -66,7 +66,11 @@ def when_ready(server: Any) -> None:
     """One line with the URL served, once the sockets listen (the models load in the worker)."""
     log = _server_log()
     for listener in server.LISTENERS:
-        log.info(f"serving on {listener}", extra={"fields": {"threads": server.cfg.threads}})
+        url = str(listener)
+        # 0.0.0.0 listens everywhere but is no address to open: name the local one too.
+        local = url.replace("//0.0.0.0:", "//127.0.0.1:")
+        shown = url if local == url else f"{url} (on this machine: {local})"
+        log.info(f"serving on {shown}", extra={"fields": {"threads": server.cfg.threads}})
 
 
 def _server_log() -> logging.Logger:

@@ -10,7 +10,8 @@ receptive field reaches in practice, and only each tile's core is kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import math
 
 import numpy as np
 import onnxruntime as ort
@@ -20,13 +21,23 @@ MARGIN = 96  # px of context on each side of a tile's core; a multiple of every 
 STATS_INPUT, USE_STATS_INPUT, STATS_OUTPUT = "norm_stats", "use_norm_stats", "norm_stats_out"
 
 
-def tiles(height: int, width: int, core: int) -> Iterator[tuple[slice, slice]]:
-    """(rows, cols) of each tile's core, `core` px square (a multiple of 8), covering the
-    image. Cores start at multiples of `core`, so every tile sees the same stride-2 phase as
-    the whole image and its pixels are computed as they would be in one run."""
-    for y in range(0, height, core):
-        for x in range(0, width, core):
-            yield slice(y, min(height, y + core)), slice(x, min(width, x + core))
+def tiles(height: int, width: int, max_pixels: int) -> list[tuple[slice, slice]]:
+    """(rows, cols) of each tile's core: as few tiles as fit `max_pixels` with their margins,
+    cut evenly so none is mostly margin. Core sides are multiples of 8, so every tile starts
+    at the same stride-2 phase as the whole image and its pixels come out as in one run."""
+    side = max(64, int(max_pixels**0.5) - 2 * MARGIN)  # the largest square core that fits
+
+    def cuts(length: int) -> list[int]:
+        count = math.ceil(length / side)
+        core = math.ceil(length / count / 8) * 8
+        return [*range(0, length, core), length]
+
+    ys, xs = cuts(height), cuts(width)
+    return [
+        (slice(y0, y1), slice(x0, x1))
+        for y0, y1 in itertools.pairwise(ys)
+        for x0, x1 in itertools.pairwise(xs)
+    ]
 
 
 def norm_statistics(session: ort.InferenceSession, rgb: np.ndarray, max_pixels: int) -> np.ndarray:
@@ -64,11 +75,9 @@ def paint_in_tiles(
     h, w = rgb.shape[:2]
     if stats is None:
         stats = norm_statistics(session, rgb, max_pixels)
-    side = int(max_pixels**0.5) - 2 * MARGIN
-    core = max(64, side // 64 * 64)
     out = np.empty_like(rgb)
     feeds = {STATS_INPUT: stats.astype(np.float32), USE_STATS_INPUT: np.ones((), np.float32)}
-    for rows, cols in tiles(h, w, core):
+    for rows, cols in tiles(h, w, max_pixels):
         y0, x0 = max(0, rows.start - MARGIN), max(0, cols.start - MARGIN)
         y1, x1 = min(h, rows.stop + MARGIN), min(w, cols.stop + MARGIN)
         tile = np.ascontiguousarray(rgb[y0:y1, x0:x1])

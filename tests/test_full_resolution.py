@@ -94,10 +94,26 @@ def test_tiles_with_shrunk_statistics_stay_close_and_show_no_seam(fast_tiles):
     diff = np.abs(tiled - one_run[0])
     assert diff.mean() < 4, diff.mean()
     # A seam would be a step across a tile border larger than the image's own steps nearby.
-    core = max(64, (int(60_000**0.5) - 2 * tiling.MARGIN) // 64 * 64)
-    steps = np.abs(np.diff(tiled, axis=1)).mean(axis=(0, 2))  # (W - 1,)
-    for x in range(core, 640, core):
-        assert steps[x - 1] < 2 * np.median(steps[x - 9 : x + 8]) + 2
+    cuts = {(rows.start, cols.start) for rows, cols in tiling.tiles(480, 640, 60_000)}
+    assert len(cuts) > 1
+    for axis, starts in ((0, {y for y, _ in cuts}), (1, {x for _, x in cuts})):
+        steps = np.abs(np.diff(tiled, axis=axis)).mean(axis=(1 - axis, 2))
+        for at in starts - {0}:
+            assert steps[at - 1] < 2 * np.median(steps[at - 9 : at + 8]) + 2, (axis, at)
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (97, 1001), (2048, 1536), (8, 8)])
+@pytest.mark.parametrize("budget", [40_000, 2_000_000])
+def test_tiles_cover_the_image_once_within_the_budget(shape, budget):
+    h, w = shape
+    covered = np.zeros(shape, int)
+    for rows, cols in tiling.tiles(h, w, budget):
+        covered[rows, cols] += 1
+        assert rows.start % 8 == 0 and cols.start % 8 == 0
+        tile_h = min(h, rows.stop + tiling.MARGIN) - max(0, rows.start - tiling.MARGIN)
+        tile_w = min(w, cols.stop + tiling.MARGIN) - max(0, cols.start - tiling.MARGIN)
+        assert tile_h * tile_w <= 1.05 * max(budget, (64 + 2 * tiling.MARGIN) ** 2)
+    assert (covered == 1).all()
 
 
 def test_tile_graph_without_given_statistics_is_the_model(fast_tiles):
