@@ -174,6 +174,21 @@ def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
+# The longest side each output format can hold (WebP's is 16383 px; JPEG's 65535 is above
+# MAX_IMAGE_SIDE's default).
+MAX_ENCODABLE_SIDE = {"webp": 16383}
+
+
+def check_encodable(width: int, height: int, fmt: str) -> None:
+    """Refuse, before any work, a result the format cannot hold (a wide panorama as WebP)."""
+    limit = MAX_ENCODABLE_SIDE.get(fmt)
+    if limit is not None and max(width, height) > limit:
+        raise invalid_parameter(
+            f"The result would be {width}x{height}, and {fmt} holds at most {limit} px a side. "
+            f"Ask for format=jpeg or png, or for max_size={limit} or less."
+        )
+
+
 def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, quality: int) -> bytes:
     """Encode to `fmt` ("jpeg", "png" or "webp"); png/webp keep alpha, jpeg flattens onto white.
 

@@ -33,7 +33,15 @@ from catalog import Model
 from config import Config
 from errors import ApiError, as_api_error, not_found
 from full_resolution import render
-from imaging import MEDIA_TYPES, blend, decode_image, encode_image, probe_pixels, transfer_luminance
+from imaging import (
+    MEDIA_TYPES,
+    blend,
+    check_encodable,
+    decode_image,
+    encode_image,
+    probe_pixels,
+    transfer_luminance,
+)
 from inference import check_setup
 from instance import Instance, PerProcess
 from params import parse_options
@@ -126,6 +134,7 @@ def _stylize(request: flask.Request) -> Stylized:
             max_pixels=CONFIG.max_pixels,
             max_side=opts.max_size or CONFIG.max_image_side,
         )
+        check_encodable(decoded.rgb.shape[1], decoded.rgb.shape[0], opts.format)
         t1 = time.perf_counter()
 
         def finish(photo: np.ndarray, painted: np.ndarray) -> np.ndarray:

@@ -165,3 +165,18 @@ def test_bad_stroke_scale_is_a_clear_400(make_client, value):
     body = r.get_json()
     assert body["error"]["code"] == "invalid_parameter"
     assert body["error"]["message"].startswith("stroke_scale must be")
+
+
+def test_a_result_too_wide_for_webp_is_a_400_before_any_work(make_client):
+    """Full-size results can exceed what WebP holds (16383 px a side): a clear 400, not the
+    encoder's 500 after painting; the same picture as JPEG is served at its size."""
+    client = make_client()
+    wide = io.BytesIO()
+    Image.new("RGB", (17000, 16), (120, 30, 200)).save(wide, "PNG")
+    r = client.post("/?format=webp", data=wide.getvalue(), headers={"Content-Type": "image/png"})
+    assert r.status_code == 400
+    assert r.get_json()["error"]["code"] == "invalid_parameter"
+    assert "max_size=16383" in r.get_json()["error"]["message"]
+    r = client.post("/?format=webp&max_size=16383", data=wide.getvalue(),
+                    headers={"Content-Type": "image/png"})  # fmt: skip
+    assert r.status_code == 200 and decoded(r.data).size == (16383, 15)
