@@ -28,6 +28,7 @@ import deadlines
 import flask
 import functions_framework
 import json_logs
+import memory
 import numpy as np
 from catalog import Model
 from config import Config
@@ -52,6 +53,7 @@ from web import index, painting
 from werkzeug.exceptions import HTTPException, NotFound
 
 CONFIG = Config.from_env()
+memory.limit_arenas()  # before any request thread exists (see memory.py)
 LOG = json_logs.configure()
 try:  # misconfigurations fail the start, loudly, before the worker is forked
     check_setup(CONFIG.model_dir, CONFIG.require_gpu, CONFIG.default_style)

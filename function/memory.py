@@ -39,18 +39,31 @@ def default_inflight_pixels(max_pixels: int) -> int:
     return max(max_pixels, int(limit_bytes() * PIXEL_SHARE) // BYTES_PER_PIXEL)
 
 
-def _libc_trim() -> Callable[[int], int] | None:
+def _libc(function: str) -> Callable[..., int] | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        found: Callable[..., int] = getattr(ctypes.CDLL(name), function)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return None
-    return trim
+    return found
 
 
-_MALLOC_TRIM = _libc_trim()
+_MALLOC_TRIM = _libc("malloc_trim")
+_MALLOPT = _libc("mallopt")
+_M_ARENA_MAX = -8  # glibc's malloc.h
+MALLOC_ARENAS = 2
+
+
+def limit_arenas() -> None:
+    """At most MALLOC_ARENAS glibc malloc arenas for this process and the workers forked from
+    it (what MALLOC_ARENA_MAX=2 does, set from inside). glibc gives threads arenas of their
+    own, up to 8 per core: with 32 request threads a worker's resident memory kept climbing
+    as requests reached threads whose arena was still new (a 4 s soak of 16 clients: +13-24 %
+    over its second half, with no leak); with 2 arenas the soak stays flat."""
+    if _MALLOPT is not None:
+        _MALLOPT(_M_ARENA_MAX, MALLOC_ARENAS)
 
 
 def trim() -> None:
