@@ -92,7 +92,6 @@ class TileStylizer(UInt8Stylizer):
         s = self._stats
         s.computed = {}
         s.given, s.use_given = norm_stats.to(self.dtype), use_norm_stats.to(self.dtype)
-        stylized = super().forward(image)
-        return stylized, torch.cat(
-            [s.computed[k] for k in sorted(s.computed)], 2
-        ).float()  # (N, H, W, 3), (N, 2, S)
+        stylized = super().forward(image)  # (N, H, W, 3)
+        computed = torch.cat([s.computed[k] for k in sorted(s.computed)], 2)  # (N, 2, S)
+        return stylized, computed.float()

@@ -161,9 +161,10 @@ def _model(path: Path) -> Model:
 
 
 def model_paths(model_dir: str | Path) -> list[Path]:
-    """Every `*.onnx` but `*.tiles.onnx` in `model_dir`, which may name several folders separated by ':' (e.g. a
-    mounted Cloud Storage bucket beside the bundled models: `/models:/app/models`). A folder
-    may be empty or missing as long as one of them has a model."""
+    """Every `*.onnx` but the tile graphs (`*.tiles.onnx`) in `model_dir`, which may name
+    several folders separated by ':' (e.g. a mounted Cloud Storage bucket beside the bundled
+    models: `/models:/app/models`). A folder may be empty or missing as long as one of them
+    has a model."""
     dirs = [Path(d) for d in str(model_dir).split(":") if d]
     paths = [p for d in dirs for p in sorted(d.glob("*.onnx")) if not p.name.endswith(TILES_SUFFIX)]
     if not paths:
@@ -212,9 +213,7 @@ def find_style(styles: dict[str, Style], name: str) -> Style:
 
 def find_model(styles: dict[str, Style], name: str, arch: str | None, default_arch: str) -> Model:
     """The model for a request: `arch` None means the style's default arch."""
-    style = styles.get(name)
-    if style is None:
-        raise UnknownStyle(name, styles)
+    style = find_style(styles, name)
     if arch is None:
         return style.models[style.arch_for(default_arch)]
     model = style.models.get(arch)

@@ -104,12 +104,13 @@ def guided_upsample(
     h, w = painted.shape[:2]
     scale = min(1.0, COEFF_SIDE / max(h, w))
     fit = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small_luma = _luma(photo_small)  # (h, w, 1)
     if fit != (w, h):
         painted_fit = np.asarray(Image.fromarray(painted).resize(fit, Image.Resampling.BOX))
         photo_fit = np.asarray(Image.fromarray(photo_small).resize(fit, Image.Resampling.BOX))
+        guide = _luma(photo_fit)  # (fh, fw, 1)
     else:
-        painted_fit, photo_fit = painted, photo_small
-    guide = _luma(photo_fit)  # (fh, fw, 1)
+        painted_fit, guide = painted, small_luma
     p = painted_fit.astype(np.float32) / 255.0  # (fh, fw, 3)
     mean_i, mean_p = _box(guide, RADIUS), _box(p, RADIUS)
     cov = _box(guide * p, RADIUS) - mean_i * mean_p
@@ -121,7 +122,7 @@ def guided_upsample(
     slope = _box(slope, RADIUS)
     height, width = photo.shape[:2]
     slopes = [Image.fromarray(np.ascontiguousarray(slope[..., c])) for c in range(3)]
-    small_luma = Image.fromarray(np.ascontiguousarray(_luma(photo_small)[..., 0]))
+    small_luma_image = Image.fromarray(np.ascontiguousarray(small_luma[..., 0]))
     # The painting in one piece: uint8, so it costs what the result does, and Pillow's 8-bit
     # resize given a `box` (as the strips below are) does not match its resize of the whole.
     base = np.asarray(Image.fromarray(painted).resize((width, height), Image.Resampling.LANCZOS))
@@ -133,7 +134,7 @@ def guided_upsample(
         fit_rows = (0.0, y0 * fit[1] / height, float(fit[0]), y1 * fit[1] / height)
         a = np.stack([np.asarray(s.resize(size, BILINEAR, box=fit_rows)) for s in slopes], -1)
         rows = (0.0, y0 * sy, float(w), y1 * sy)  # the strip's source rows, fractional
-        luma_up = np.asarray(small_luma.resize(size, BILINEAR, box=rows))[..., None]
+        luma_up = np.asarray(small_luma_image.resize(size, BILINEAR, box=rows))[..., None]
         detail = _luma(photo[y0:y1]) - luma_up
         strip = base[y0:y1] + (255.0 * detail) * a  # (rows, W, 3)
         out[y0:y1] = finish(photo[y0:y1], np.clip(strip + 0.5, 0, 255).astype(np.uint8))

@@ -109,6 +109,11 @@ class Stylized:
     def media_type(self) -> str:
         return MEDIA_TYPES[self.format]
 
+    @property
+    def painted(self) -> str:
+        """`WxH` the network painted at, for X-Painted-Size and the log line."""
+        return "{}x{}".format(*self.paint_size)
+
     def log_fields(self) -> dict[str, Any]:
         return {
             "style": self.model.name,
@@ -116,7 +121,7 @@ class Stylized:
             "input_bytes": self.input_bytes,
             "width": self.width,
             "height": self.height,
-            "painted": "{}x{}".format(*self.paint_size),
+            "painted": self.painted,
             "source_format": self.source_format,
         }
 
@@ -218,7 +223,7 @@ def _respond(answer: Answer, total_ms: float) -> tuple[flask.Response, dict[str,
     response.headers["Server-Timing"] = server_timing(timings)
     if isinstance(answer, Stylized):
         response.headers["X-Style-Model"] = answer.model.key
-        response.headers["X-Painted-Size"] = "{}x{}".format(*answer.paint_size)
+        response.headers["X-Painted-Size"] = answer.painted
     return response, rounded
 
 
