@@ -251,6 +251,12 @@ def test_efficientnet_taps_scales_and_freezing(efficientnet):
     x = torch.rand(2, 3, 96, 128) * 255
     features = efficientnet(x)
     assert list(features) == list(efficientnet.layer_names)
+    # s1, the input's 3x3 neighbourhoods: 27 channels over the valid positions, in [-1, 1]
+    s1 = features.pop("s1")
+    assert s1.shape == (2, 27, 94, 126)
+    # channel c * 9 + 3 * dy + dx: colour c of the neighbour at (dy, dx) in the 3x3 window
+    assert torch.equal(s1[:, 4::9], x[:, :, 1:-1, 1:-1] / 127.5 - 1.0)  # the centre, RGB
+    assert torch.equal(s1[:, 0::9, 1:, 1:], s1[:, 4::9, :-1, :-1])  # its top-left neighbour
     channels = {"s2": 96, "s4": 144, "s8": 240, "s16": 672, "s32": 1152}
     for name, f in features.items():
         scale = int(name[1:])

@@ -6,7 +6,10 @@ It costs ~0.4 GMAC at 224x224, about 1/40 of VGG16, which is what makes CPU trai
 
 Style and content taps are the expanded (post-ReLU6) activations that enter each stride-2
 depthwise convolution, i.e. the widest features at every scale: `s2` (1/2, 96 channels),
-`s4` (1/4, 144), `s8` (1/8, 240), `s16` (1/16, 672), `s32` (1/32, 1152).
+`s4` (1/4, 144), `s8` (1/8, 240), `s16` (1/16, 672), `s32` (1/32, 1152). `s1` is not the
+network's: the 3x3 RGB neighbourhoods of the input at full scale (27 channels), so a style loss
+can see the painting's palette and its finest texture, which every learned tap sees only through
+a stride-2 stem.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ STAGES = (
     (3, 1, 6, 320, 1),
 )
 BN_EPS = 1e-3  # TensorFlow's default, which the weights were trained with
-LAYER_NAMES = ("s2", "s4", "s8", "s16", "s32")
+LAYER_NAMES = ("s1", "s2", "s4", "s8", "s16", "s32")
 
 
 class SamePadConv(nn.Conv2d):
@@ -48,6 +51,15 @@ class SamePadConv(nn.Conv2d):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         return super().forward(F.pad(x, pads))
+
+
+def neighbourhoods(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) 0..255 -> (N, 27, H-2, W-2) in [-1, 1]: each pixel's 3x3 RGB neighbourhood.
+
+    Their covariance holds the colours' and every neighbour's correlation, so a stroke's
+    direction and a 2-px lattice both show in it."""
+    n, _, h, w = x.shape
+    return F.unfold(x / 127.5 - 1.0, 3).reshape(n, 27, h - 2, w - 2)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -110,7 +122,7 @@ class EfficientNetLite0(nn.Module):
         # the block whose expanded input is tapped at each scale: the first stride-2 block after
         # the stem, for 1/2 .. 1/32
         strided = [i for i, b in enumerate(self.blocks) if b.stride == 2]
-        self.taps = dict(zip(strided, LAYER_NAMES[:-1], strict=True))
+        self.taps = dict(zip(strided, LAYER_NAMES[1:-1], strict=True))
         self.taps[len(self.blocks) - 1] = "s32"  # the last block's expansion, at 1/32
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,13 +130,13 @@ class EfficientNetLite0(nn.Module):
         return F.relu6(self._bn0(self._conv_stem(x)))  # (N, 32, H/2, W/2)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {"s1": neighbourhoods(x)}
         x = self._stem(x)
-        out: dict[str, torch.Tensor] = {}
         for i, block in enumerate(self.blocks):
             expanded = block.expand(x)
             if i in self.taps:
                 out[self.taps[i]] = expanded
-                if len(out) == len(self.taps):
+                if len(out) == len(LAYER_NAMES):
                     break
             x = block.project(expanded, x)
         return out

@@ -32,7 +32,7 @@ class LossDefaults:
 # for Grams normalized by C*H*W.
 DEFAULTS = {
     "efficientnet-lite0": LossDefaults(
-        "s4", {"s2": 1.0, "s4": 1.0, "s8": 1.0, "s16": 1.0, "s32": 1.0}, 4.0, 1.0, "cov"
+        "s4", dict.fromkeys(("s1", "s2", "s4", "s8", "s16", "s32"), 1.0), 4.0, 1.0, "cov"
     ),
     "vgg16": LossDefaults(
         "relu2_2",
