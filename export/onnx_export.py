@@ -53,6 +53,17 @@ def project_version() -> str:
         return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
+LOSS_SETTINGS = (
+    "content_layer",
+    "content_weight",
+    "style_layers",
+    "style_weight",
+    "style_statistic",
+    "style_size",
+    "tv_weight",
+)
+
+
 def build_metadata(meta: dict, *, name: str, title: str, artist: str, precision: str) -> dict:
     """The model's metadata_props: every value a string, read by the function's /styles."""
     train_cfg = meta.get("train_config", {})
@@ -65,6 +76,10 @@ def build_metadata(meta: dict, *, name: str, title: str, artist: str, precision:
         "training_steps": str(meta["step"]),
         "loss_net": meta["loss_net"],
         "image_size": str(train_cfg.get("image_size", "")),
+        # The loss as the last (or only) training run used it, resolved from the defaults.
+        "loss_settings": json.dumps(
+            {k: train_cfg[k] for k in LOSS_SETTINGS if k in train_cfg}, sort_keys=True
+        ),
         "precision": precision,
         "arch": meta["model_config"].get("arch", "johnson"),
         "model_config": json.dumps(meta["model_config"], sort_keys=True),

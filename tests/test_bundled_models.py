@@ -22,6 +22,7 @@ REQUIRED = (
     "image_size",
     "style_image_sha256",
     "precision",
+    "loss_settings",
 )
 # Above what re-encoding or a near-identity network would give (~1-3 grey levels) and well
 # below what a style network does (tens of levels): a network that learned a style clears it.

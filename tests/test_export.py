@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import logging
 
 import numpy as np
@@ -92,6 +93,10 @@ def test_metadata_round_trips(exported, tiny_checkpoint, style_path):
     assert meta["precision"] == "fp32"
     for key in ("created", "project_version", "arch", "model_config"):
         assert meta[key]
+    loss = json.loads(meta["loss_settings"])  # resolved from the defaults, as trained
+    assert loss["content_layer"] == ckpt["train_config"]["content_layer"]
+    assert loss["style_layers"] == ckpt["train_config"]["style_layers"]
+    assert loss["style_statistic"] in ("gram", "cov")
 
 
 def _tamper(path) -> None:
