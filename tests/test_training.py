@@ -410,3 +410,22 @@ def test_cov_statistic_sees_the_contrast_a_raw_gram_misses(style_path):
             relative[statistic] = loss(hazy, painting)["style_loss"].item()
         assert same < 1e-6
     assert relative["cov"] > 3 * relative["gram"], relative
+
+
+def test_s1_tap_sees_the_muted_palette_the_strided_taps_barely_weigh(style_path):
+    """Why `s1` is in the default: a copy of the painting with 40 % of its colour (same
+    luminance) is, relative to the painting, far further off in `s1`'s statistics than in
+    `s2`'s, the finest tap the network itself has."""
+    net = build_loss_net("efficientnet-lite0")
+    painting = data.load_style_image(style_path, 96)  # (1, 3, H, W)
+    muted = 0.4 * painting + 0.6 * painting.mean(1, keepdim=True)
+    relative = {}
+    for tap in ("s1", "s2"):
+        loss = losses.PerceptualLoss(
+            net, painting, content_layer="s4", style_layers={tap: 1.0}, content_weight=0.0,
+            style_weight=1.0, style_statistic="cov",
+        ).eval()  # fmt: skip
+        with torch.no_grad():
+            assert loss(painting, painting)["style_loss"].item() < 1e-6
+            relative[tap] = loss(muted, painting)["style_loss"].item()
+    assert relative["s1"] > 2 * relative["s2"], relative

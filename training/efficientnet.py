@@ -56,8 +56,9 @@ class SamePadConv(nn.Conv2d):
 def neighbourhoods(x: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) 0..255 -> (N, 27, H-2, W-2) in [-1, 1]: each pixel's 3x3 RGB neighbourhood.
 
-    Their covariance holds the colours' and every neighbour's correlation, so a stroke's
-    direction and a 2-px lattice both show in it."""
+    Their covariance holds the colours and how each pixel correlates with its neighbours (the
+    finest strokes' direction); measured on Starry Night and The Kiss, a copy with 40 % of
+    the colour is 2.4-8x further off here than at `s2`."""
     n, _, h, w = x.shape
     return F.unfold(x / 127.5 - 1.0, 3).reshape(n, 27, h - 2, w - 2)
 
