@@ -27,7 +27,8 @@ class LossDefaults:
     style_statistic: str  # losses.style_statistics
 
 
-# Chosen with `python -m training.optimize` (docs/loss_taps.jpg). EfficientNet's terms are
+# Chosen with `python -m training.optimize` (docs/loss_taps.jpg) and 300-step fine-tunes side
+# by side (docs/loss_trials.jpg; docs/s1_tap.jpg for `s1`). EfficientNet's terms are
 # divided by their target's energy, so its weights are relative; VGG16's are the usual ones
 # for Grams normalized by C*H*W.
 DEFAULTS = {
