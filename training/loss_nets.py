@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from training import efficientnet, vgg
 from training.efficientnet import EfficientNetLite0, build_efficientnet_lite0
 from training.errors import UsageError
 from training.vgg import VGG16Features, build_vgg16
@@ -33,11 +34,11 @@ class LossDefaults:
 # for Grams normalized by C*H*W.
 DEFAULTS = {
     "efficientnet-lite0": LossDefaults(
-        "s4", dict.fromkeys(("s1", "s2", "s4", "s8", "s16", "s32"), 1.0), 4.0, 1.0, "cov"
+        "s4", dict.fromkeys(efficientnet.LAYER_NAMES, 1.0), 4.0, 1.0, "cov"
     ),
     "vgg16": LossDefaults(
         "relu2_2",
-        dict.fromkeys(("relu1_2", "relu2_2", "relu3_3", "relu4_3"), 1.0),
+        dict.fromkeys(vgg.LAYER_NAMES, 1.0),
         1e5,
         1e10,
         "gram",

