@@ -21,6 +21,7 @@ from export import add_painting, onnx_export
 from export.painting import PAINTING_KEY, painting_props, painting_thumbnail
 from export.parity import ParityError, check_parity
 from export.wrapper import UInt8Stylizer
+from training.checkpoint import load as checkpoint_load
 from training.checkpoint import load_model
 from training.errors import UsageError
 
@@ -267,3 +268,25 @@ def test_add_painting_refuses_a_painting_the_model_was_not_trained_on(exported, 
     assert "style_image_sha256" in err and "no such file" in err and "no image in it" in err
     assert model_path.read_bytes() == exported[0].read_bytes()  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "other.png", "stripes.onnx"]
+
+
+def test_a_shipped_model_unpacks_to_the_checkpoint_it_came_from(
+    exported, tiny_checkpoint, tmp_path, capsys
+):
+    """export.unpack turns an exported model back into a checkpoint that training can resume
+    (fine-tuning a shipped style without its run folder): the same weights and records."""
+    from export import unpack
+
+    path, _ = exported
+    assert unpack.main([str(path), "--runs", str(tmp_path)]) == 0
+    ckpt = checkpoint_load(tmp_path / "stripes" / "last.pt")
+    original = torch.load(tiny_checkpoint, weights_only=True)
+    assert ckpt["model"].keys() == original["model"].keys()
+    assert all(torch.equal(ckpt["model"][k], original["model"][k]) for k in original["model"])
+    for key in ("step", "style_image_sha256", "model_config", "loss_net"):
+        assert ckpt[key] == original[key]
+    assert ckpt["train_config"]["content_layer"] == original["train_config"]["content_layer"]
+
+    capsys.readouterr()
+    assert unpack.main([str(onnx_export.tiles_path(path)), "--runs", str(tmp_path)]) == 1
+    assert "not a style model" in capsys.readouterr().err

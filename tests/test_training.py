@@ -429,3 +429,25 @@ def test_s1_tap_sees_the_muted_palette_the_strided_taps_barely_weigh(style_path)
             assert loss(painting, painting)["style_loss"].item() < 1e-6
             relative[tap] = loss(muted, painting)["style_loss"].item()
     assert relative["s1"] > 2 * relative["s2"], relative
+
+
+def test_every_border_pixel_is_in_the_loss_on_every_step(style_path):
+    """The loss sees the whole image, borders included, whatever phase the jitter draws: a
+    random crop left the top rows and left columns out on most steps, and the generator
+    painted a band there."""
+    net = build_loss_net("efficientnet-lite0")
+    painting = data.load_style_image(style_path, 96)  # (1, 3, H, W)
+    loss = PerceptualLoss(
+        net, painting, content_layer="s4", style_layers={"s1": 1.0, "s2": 1.0},
+        content_weight=1.0, style_weight=1.0, jitter=4,
+    )  # fmt: skip
+    photo = torch.rand(1, 3, 48, 56) * 255
+    for mode in (loss.train, loss.eval):
+        mode()
+        for _ in range(6):
+            y = (torch.rand(1, 3, 48, 56) * 255).requires_grad_(True)
+            loss(y, photo)["total_loss"].backward()
+            g = y.grad.abs().sum(1)[0]  # (H, W)
+            edges = torch.stack([g[0], g[-1]]).min(), torch.stack([g[:, 0], g[:, -1]]).min()
+            assert min(e.item() for e in edges) > 0 and torch.isfinite(g).all()
+    assert loss.frame_padding() == (loss.margin,) * 4  # eval: no jitter, same on every side

@@ -60,6 +60,13 @@ def total_variation_loss(images: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., 1:] - x[..., :-1]).abs().mean()
 
 
+def frame(images: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """Reflection-pad (N, C, H, W) by (left, right, top, bottom); edge-pad images too small
+    to reflect that far."""
+    mode = "reflect" if max(pad) < min(images.shape[-2:]) else "replicate"
+    return F.pad(images, pad, mode=mode)
+
+
 class PerceptualLoss(torch.nn.Module):
     """Content + style (+ TV) loss of stylized images `y` against their photos `x`.
 
@@ -79,6 +86,7 @@ class PerceptualLoss(torch.nn.Module):
         style_weight: float,
         tv_weight: float = 0.0,
         jitter: int = 0,
+        margin: int = 8,
         style_statistic: str = "gram",
     ):
         super().__init__()
@@ -90,14 +98,17 @@ class PerceptualLoss(torch.nn.Module):
             tv_weight,
         )
         self.normalize = getattr(loss_net, "normalize_by_target", False)
-        self.jitter = jitter
+        self.jitter, self.margin = jitter, margin
         if style_statistic not in STYLE_STATISTICS:
             raise ValueError(f"style statistic {style_statistic!r} not in {STYLE_STATISTICS}")
         self.style_statistic = style_statistic
         with torch.no_grad():
+            # Framed like the images it is compared with, so the painting matches itself.
+            m = self.margin
+            framed = frame(style_image, (m, m, m, m))
             self.targets = {
                 k: style_statistics(v, style_statistic)
-                for k, v in loss_net(style_image).items()
+                for k, v in loss_net(framed).items()
                 if k in style_layers
             }
         self.style_weights = {
@@ -107,13 +118,25 @@ class PerceptualLoss(torch.nn.Module):
             for k, w in style_layers.items()
         }
 
+    def frame_padding(self) -> tuple[int, int, int, int]:
+        """Reflection padding (left, right, top, bottom) put around both images before the loss
+        network.
+
+        The margin keeps the image's own border away from the loss network's zero padding and
+        puts every border pixel in as many 3x3 neighbourhoods (`s1`) as an inner one; without
+        it the generator learnt to paint a 1-3 px band along the edges. In training the split
+        between the sides is random: strided loss networks see each pixel at a fixed phase, so
+        a generator can hide a lattice in their blind spots, and moving the phase on every step
+        stops that paying. (A random crop moved the phase too, but left the top and left
+        border unsupervised on most steps.)
+        """
+        m, j = self.margin, self.jitter if self.training else 0
+        dy, dx = (int(v) for v in torch.randint(0, j + 1, (2,))) if j else (0, 0)
+        return (m + dx, m + j - dx, m + dy, m + j - dy)
+
     def forward(self, y: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.training and self.jitter:
-            # Strided loss networks see each pixel at a fixed phase, so a generator can hide a
-            # 2-px lattice in their blind spots; cropping both images by a random offset on
-            # every step moves the phase and the lattice stops paying.
-            dy, dx = (int(v) for v in torch.randint(0, self.jitter + 1, (2,)))
-            y, x = y[..., dy:, dx:], x[..., dy:, dx:]
+        pad = self.frame_padding()
+        y, x = frame(y, pad), frame(x, pad)
         features_y = self.loss_net(y)
         with torch.no_grad():
             target = self.loss_net(x)[self.content_layer]

