@@ -8,8 +8,9 @@ gallery.jpg: a row per style (the painting, then 4 Kodak photos from ../shared/d
 style, each in the arch a CPU instance serves by default: fast where the style has it), under a
 row of the photos themselves. crops.jpg: a
 100 % crop of one 768x512 result per style, beside the same crop of the photo, where lattices,
-halos and noise show. With --compare DIR, compare.jpg: the same photos by the models in DIR and
-by the shipped ones, side by side.
+halos and noise show. borders.jpg: the top-left and bottom-right corners of one result per style
+at 300 %, where a band along the edge shows. With --compare DIR, compare.jpg: the same photos
+by the models in DIR and by the shipped ones, side by side; borders.jpg then shows both.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ TILE = (288, 192)  # 3:2, the Kodak photos' shape
 LABEL_H = 22
 PHOTOS = ("kodim23", "kodim05", "kodim21", "kodim14")
 CROP = (300, 40, 588, 232)  # a TILE-sized box of kodim23 at 768x512: feathers, eye, beak
+BORDER_PHOTO = "kodim05"  # sky and wall reach its top-left corner, a dark lawn the other
+ZOOM = 3
 
 
 def tile(img: Image.Image) -> Image.Image:
@@ -41,6 +44,15 @@ def label(img: Image.Image, text: str) -> Image.Image:
     out.paste(img, (0, LABEL_H))
     ImageDraw.Draw(out).text((6, 3), text, fill="black", font=ImageFont.load_default(15))
     return out
+
+
+def corners(img: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """The top-left and bottom-right TILE / ZOOM boxes, enlarged ZOOM times without smoothing."""
+    w, h = TILE[0] // ZOOM, TILE[1] // ZOOM
+    top_left = img.crop((0, 0, w, h))
+    bottom_right = img.crop((img.width - w, img.height - h, img.width, img.height))
+    nearest = Image.Resampling.NEAREST
+    return top_left.resize(TILE, nearest), bottom_right.resize(TILE, nearest)
 
 
 def grid(rows: list[list[Image.Image]]) -> Image.Image:
@@ -91,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[label(Image.new("RGB", TILE, "white"), "")]]
     rows[0] += [label(tile(im), n) for n, im in photos.items()]
     crops = [[label(first.crop(CROP), f"{PHOTOS[0]}, 100 % crop")]]
-    compare = []
+    compare, borders = [], []
+    border_index = PHOTOS.index(BORDER_PHOTO)
     for name in sorted(styles):
         title = styles[name][1].get("title", name)
         painting = label(tile(Image.open(args.styles_dir / f"{name}.jpg")), title)
@@ -100,6 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         crops[-1].append(label(results[0].crop(CROP), name))
         if len(crops[-1]) == 4:
             crops.append([])
+        edges = corners(results[border_index])
+        border_row = [label(edges[0], f"{name}, top left"), label(edges[1], "bottom right")]
+        if other is not None and name in other:
+            before = corners(render(other, name, photos[BORDER_PHOTO]))
+            border_row = [
+                label(before[0], f"{name}, {args.compare_label}"),
+                label(before[1], ""),
+                label(edges[0], f"{name}, now"),
+                label(edges[1], ""),
+            ]
+        borders.append(border_row)
         if other is not None and name in other:
             pair = [painting]
             for im, now in list(zip(photos.values(), results, strict=True))[:2]:
@@ -110,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     grid(rows).save(args.out / "gallery.jpg", quality=80, optimize=True)
     grid([row for row in crops if row]).save(args.out / "crops.jpg", quality=90, optimize=True)
+    per_row = 4 // len(borders[0])
+    border_rows = [
+        [t for row in borders[i : i + per_row] for t in row]
+        for i in range(0, len(borders), per_row)
+    ]
+    grid(border_rows).save(args.out / "borders.jpg", quality=85, optimize=True)
     if compare:
         grid(compare).save(args.out / "compare.jpg", quality=80, optimize=True)
     return 0
