@@ -61,8 +61,13 @@ CATALOG = (
 )
 
 
+def run_name(name: str, arch: str) -> str:
+    """NAME for the johnson arch, NAME.ARCH for any other: a run folder's name, a model's stem."""
+    return name if arch == "johnson" else f"{name}.{arch}"
+
+
 def model_file(models: Path, name: str, arch: str) -> Path:
-    return models / (f"{name}.onnx" if arch == "johnson" else f"{name}.{arch}.onnx")
+    return models / f"{run_name(name, arch)}.onnx"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     base = parse_args([*train_flags, "--style", "-", "--data", str(args.data), "--out", "-"])
 
     for painting in (c for c in CATALOG if not args.only or c.name in args.only):
-        run = args.runs / (
-            painting.name if base.arch == "johnson" else f"{painting.name}.{base.arch}"
-        )
+        run = args.runs / run_name(painting.name, base.arch)
         last = run / "last.pt"
         cfg = replace(
             base,

@@ -114,17 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         if len(crops[-1]) == 4:
             crops.append([])
         edges = corners(results[border_index])
-        border_row = [label(edges[0], f"{name}, top left"), label(edges[1], "bottom right")]
-        if other is not None and name in other:
+        if other is None or name not in other:
+            borders.append([label(edges[0], f"{name}, top left"), label(edges[1], "bottom right")])
+        else:
             before = corners(render(other, name, photos[BORDER_PHOTO]))
-            border_row = [
-                label(before[0], f"{name}, {args.compare_label}"),
-                label(before[1], ""),
-                label(edges[0], f"{name}, now"),
-                label(edges[1], ""),
-            ]
-        borders.append(border_row)
-        if other is not None and name in other:
+            borders.append(
+                [
+                    label(before[0], f"{name}, {args.compare_label}"),
+                    label(before[1], ""),
+                    label(edges[0], f"{name}, now"),
+                    label(edges[1], ""),
+                ]
+            )
             pair = [painting]
             for im, now in list(zip(photos.values(), results, strict=True))[:2]:
                 pair += [label(tile(render(other, name, im)), f"{name}, {args.compare_label}")]

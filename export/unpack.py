@@ -22,6 +22,7 @@ import torch
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
+from export.bundle import run_name
 from training.checkpoint import FORMAT_VERSION, REQUIRED_KEYS
 from training.errors import UsageError
 from training.model import build_model
@@ -54,7 +55,6 @@ def checkpoint_from_onnx(path: Path) -> tuple[str, dict]:
     net.load_state_dict({k: weights[k].float() for k in expected})
     settings = json.loads(props.get("loss_settings", "{}"))
     image_size = props.get("image_size", "")
-    arch = config.get("arch", "johnson")
     ckpt = {
         "format_version": FORMAT_VERSION,
         "model": net.state_dict(),
@@ -66,7 +66,7 @@ def checkpoint_from_onnx(path: Path) -> tuple[str, dict]:
         "train_config": settings | ({"image_size": int(image_size)} if image_size else {}),
         "unpacked_from": path.name,
     }
-    return (props["name"] if arch == "johnson" else f"{props['name']}.{arch}"), ckpt
+    return run_name(props["name"], config.get("arch", "johnson")), ckpt
 
 
 def checkpoints_in(file: Path) -> dict[str, dict]:
