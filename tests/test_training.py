@@ -451,3 +451,11 @@ def test_every_border_pixel_is_in_the_loss_on_every_step(style_path):
             edges = torch.stack([g[0], g[-1]]).min(), torch.stack([g[:, 0], g[:, -1]]).min()
             assert min(e.item() for e in edges) > 0 and torch.isfinite(g).all()
     assert loss.frame_padding() == (loss.margin,) * 4  # eval: no jitter, same on every side
+
+
+def test_optimize_labels_tell_swept_style_taps_apart():
+    from training import optimize
+
+    a = optimize.Setting("s4", 4.0, 1.0, 512, "s1:1,s2:1")
+    b = optimize.Setting("s4", 4.0, 1.0, 512, "s2:1,s4:1")
+    assert optimize.label(a) != optimize.label(b)
