@@ -10,7 +10,8 @@ row of the photos themselves. crops.jpg: a
 100 % crop of one 768x512 result per style, beside the same crop of the photo, where lattices,
 halos and noise show. borders.jpg: the top-left and bottom-right corners of one result per style
 at 300 %, where a band along the edge shows. With --compare DIR, compare.jpg: the same photos
-by the models in DIR and by the shipped ones, side by side; borders.jpg then shows both.
+by the models in DIR and by the shipped ones, side by side, for each style whose model differs
+(its metadata); borders.jpg then shows both for every style.
 """
 
 from __future__ import annotations
@@ -126,11 +127,12 @@ def main(argv: list[str] | None = None) -> int:
                     label(edges[1], ""),
                 ]
             )
-            pair = [painting]
-            for im, now in list(zip(photos.values(), results, strict=True))[:2]:
-                pair += [label(tile(render(other, name, im)), f"{name}, {args.compare_label}")]
-                pair += [label(tile(now), f"{name}, now")]
-            compare.append(pair)
+            if other[name][1] != styles[name][1]:  # a re-export: the metadata's `created`
+                pair = [painting]
+                for im, now in list(zip(photos.values(), results, strict=True))[:2]:
+                    pair += [label(tile(render(other, name, im)), f"{name}, {args.compare_label}")]
+                    pair += [label(tile(now), f"{name}, now")]
+                compare.append(pair)
         print(name, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     grid(rows).save(args.out / "gallery.jpg", quality=80, optimize=True)
