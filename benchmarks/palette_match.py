@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""How close each style's results come to its painting's colours, measured without the loss
+network that trained them: a second opinion beside the eye.
+
+    python benchmarks/palette_match.py                          # the shipped models
+    python benchmarks/palette_match.py --compare /tmp/old_models --photos 8
+
+Per style, the sliced Wasserstein-1 distance in CIELAB (L, a, b units; 64 random directions)
+between the pixels of each result and the pixels of its painting, averaged over the first
+--photos Kodak photos of ../shared/data/eval at --size on the long side; beside it the same
+distance for the unstyled photos (the "no style" baseline) and, with --compare, for another
+folder's models of the same styles. Lower is closer. It sees colour, not brush strokes: a model
+that copies the palette but not the texture scores well, so read it with the gallery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image, ImageOps
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from export.gallery import load_styles  # noqa: E402
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 sRGB -> (N, 3) float CIELAB, D65 white."""
+    c = rgb.astype(np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = (
+        linear
+        @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    )
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack(
+        [116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1
+    )
+
+
+def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: np.ndarray) -> float:
+    """Mean over unit `directions` (D, 3) of the 1-D Wasserstein-1 distance of the projections,
+    each point set resampled to the same 4,096 quantiles."""
+    q = np.linspace(0, 1, 4096)
+    pa = np.quantile(a @ directions.T, q, axis=0)  # (Q, D)
+    pb = np.quantile(b @ directions.T, q, axis=0)
+    return float(np.abs(pa - pb).mean())
+
+
+def pixels(img: Image.Image) -> np.ndarray:
+    return srgb_to_lab(np.asarray(img.convert("RGB")).reshape(-1, 3))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", type=Path, default=ROOT / "function/models")
+    p.add_argument("--compare", type=Path, help="a folder of other models of the same styles")
+    p.add_argument("--eval", type=Path, default=ROOT.parent / "shared/data/eval")
+    p.add_argument("--styles-dir", type=Path, default=ROOT.parent / "shared/data/styles")
+    p.add_argument("--photos", type=int, default=6)
+    p.add_argument("--size", type=int, default=512)
+    args = p.parse_args(argv)
+
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(64, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    photos = [
+        ImageOps.contain(Image.open(f).convert("RGB"), (args.size, args.size))
+        for f in sorted(args.eval.glob("*.png"))[: args.photos]
+    ]
+    if not photos:
+        print(f"error: no .png photos in {args.eval}", file=sys.stderr)
+        return 2
+    folders = {"shipped": load_styles(args.models)}
+    if args.compare:
+        folders["compare"] = load_styles(args.compare)
+
+    def distance(session: ort.InferenceSession | None, target: np.ndarray) -> float:
+        results = [
+            photo
+            if session is None
+            else Image.fromarray(session.run(None, {"image": np.asarray(photo)[None]})[0][0])
+            for photo in photos
+        ]
+        return float(np.mean([sliced_wasserstein(pixels(r), target, directions) for r in results]))
+
+    header = ["style", "no style", *folders]
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for name in sorted(folders["shipped"]):
+        painting = Image.open(args.styles_dir / f"{name}.jpg")
+        target = pixels(ImageOps.contain(painting.convert("RGB"), (args.size, args.size)))
+        row = [distance(None, target)] + [
+            distance(styles[name][0], target) if name in styles else float("nan")
+            for styles in folders.values()
+        ]
+        print(" | ".join([name, *(f"{v:.2f}" for v in row)]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
