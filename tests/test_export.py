@@ -293,3 +293,19 @@ def test_a_shipped_model_unpacks_to_the_checkpoint_it_came_from(
     capsys.readouterr()
     assert unpack.main([str(onnx_export.tiles_path(path)), "--runs", str(tmp_path)]) == 1
     assert "not a style model" in capsys.readouterr().err
+
+
+def test_bundle_gives_each_painting_its_own_flags_and_the_command_line_the_last_word(tmp_path):
+    from export.bundle import CATALOG, training_config
+
+    paintings = {p.name: p for p in CATALOG}
+    where = {"data": tmp_path / "photos", "styles_dir": tmp_path / "styles", "runs": tmp_path}
+    flags = ["--arch", "fast", "--steps", "10"]
+    kiss = training_config(paintings["the_kiss"], flags, **where)
+    starry = training_config(paintings["starry_night"], flags, **where)
+    assert kiss.style_size == 1024 and "s32" not in (kiss.style_layers or "")
+    assert starry.style_size == 512 and starry.style_layers is None  # the loss network's taps
+    assert kiss.out == str(tmp_path / "the_kiss.fast") and kiss.steps == 10
+    assert kiss.style == str(tmp_path / "styles" / "the_kiss.jpg")
+    mine = training_config(paintings["the_kiss"], [*flags, "--style-size", "600"], **where)
+    assert mine.style_size == 600
