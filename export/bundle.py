@@ -39,10 +39,16 @@ class Painting:
     training_flags: tuple[str, ...] = ()
 
 
-# Klimt's flat gold background and Seurat's figures fill the coarsest tap's statistics: with
-# `s32` the network traded the photo for them within 500 steps; without it the photo stayed.
-# At 512 px their mosaic and dots are 1-2 px; at ~1000 px they are strokes (docs/*_painting_size.jpg).
-FINE_TAPS = ("--style-layers", "s1:1,s2:1,s4:1,s8:1,s16:1")
+def flags(**settings: object) -> tuple[str, ...]:
+    """training.train's flags for TrainConfig fields: flags(style_size=1024) is
+    ("--style-size", "1024")."""
+    return tuple(x for k, v in settings.items() for x in (f"--{k.replace('_', '-')}", str(v)))
+
+
+# Klimt's flat gold background and Seurat's figures fill the coarse taps' statistics: with
+# `s32` the network traded the photo for them within 500 steps; without it the photo stayed,
+# and without `s16` too Seurat's figures stopped being painted over everything. At 512 px the
+# mosaic and the dots are 1-2 px; at ~1000 px they are strokes (docs/*_painting_size.jpg).
 
 # Public-domain paintings (see ../shared/data/SOURCES.md), in gallery order.
 CATALOG = (
@@ -60,14 +66,21 @@ CATALOG = (
         "The Kiss",
         "Gustav Klimt",
         "1907-1908",
-        (*FINE_TAPS, "--style-size", "1024", "--style-weight", "3", "--content-weight", "24"),
+        flags(
+            style_layers="s1:1,s2:1,s4:1,s8:1,s16:1",
+            style_size=1024,
+            style_weight=3,
+            content_weight=24,
+        ),
     ),
     Painting(
         "grande_jatte",
         "A Sunday Afternoon on the Island of La Grande Jatte",
         "Georges Seurat",
         "1884-1886",
-        (*FINE_TAPS, "--style-size", "1000", "--style-weight", "4", "--content-weight", "8"),
+        flags(
+            style_layers="s1:1,s2:1,s4:1,s8:1", style_size=1000, style_weight=4, content_weight=8
+        ),
     ),
     Painting(
         "shipwreck_of_the_minotaur", "The Shipwreck of the Minotaur", "J. M. W. Turner", "c. 1810"

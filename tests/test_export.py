@@ -304,6 +304,7 @@ def test_bundle_gives_each_painting_its_own_flags_and_the_command_line_the_last_
     kiss = training_config(paintings["the_kiss"], flags, **where)
     starry = training_config(paintings["starry_night"], flags, **where)
     assert kiss.style_size == 1024 and "s32" not in (kiss.style_layers or "")
+    assert kiss.content_weight == 24
     assert starry.style_size == 512 and starry.style_layers is None  # the loss network's taps
     assert kiss.out == str(tmp_path / "the_kiss.fast") and kiss.steps == 10
     assert kiss.style == str(tmp_path / "styles" / "the_kiss.jpg")
