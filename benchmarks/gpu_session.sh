@@ -12,6 +12,8 @@ OUT=${OUT:-/tmp/gpu_out}
 BUDGET=${BUDGET:-330}            # seconds of training per run; all runs share the GPU
 STYLES=${STYLES:-"starry_night great_wave the_scream composition_vii udnie water_lilies wheat_field_with_cypresses the_kiss grande_jatte shipwreck_of_the_minotaur mondrian_cubist_composition"}
 RUNS=/tmp/runs
+# STYLE_SIZE, when set, overrides every painting's size; unset, each keeps its catalog's (512 px,
+# ~1000 px for the_kiss and grande_jatte: export/bundle.py).
 mkdir -p "$OUT" "$RUNS/logs"
 export PYTHONUNBUFFERED=1
 
@@ -27,7 +29,7 @@ for arch in johnson fast; do
   for style in $STYLES; do
     python3 -m export.bundle --data .carry/gpu/photos --styles-dir .carry/gpu/styles \
       --runs "$RUNS" --only "$style" --train-only -- --arch "$arch" --steps 1000000 \
-      --image-size "${IMAGE_SIZE:-256}" --style-size "${STYLE_SIZE:-512}" \
+      --image-size "${IMAGE_SIZE:-256}" ${STYLE_SIZE:+--style-size "$STYLE_SIZE"} \
       --batch-size "${BATCH:-16}" --tv-weight 10 --identity-warmup-steps 50 \
       --device "${DEVICE:-cuda}" --amp --channels-last --workers 2 --time-budget "$BUDGET" \
       --loss-weights "$weights" >"$RUNS/logs/$style.$arch.log" 2>&1 &
