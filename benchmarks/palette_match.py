@@ -20,13 +20,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from export.gallery import load_styles  # noqa: E402
+from export.gallery import load_styles, render  # noqa: E402
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -81,14 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         folders["compare"] = load_styles(args.compare)
 
-    def distance(session: ort.InferenceSession | None, target: np.ndarray) -> float:
-        results = [
-            photo
-            if session is None
-            else Image.fromarray(session.run(None, {"image": np.asarray(photo)[None]})[0][0])
-            for photo in photos
-        ]
-        return float(np.mean([sliced_wasserstein(pixels(r), target, directions) for r in results]))
+    photo_pixels = [pixels(photo) for photo in photos]  # the baseline, the same for every style
+
+    def distance(results: list[np.ndarray], target: np.ndarray) -> float:
+        return float(np.mean([sliced_wasserstein(r, target, directions) for r in results]))
 
     header = ["style", "no style", *folders]
     print(" | ".join(header))
@@ -96,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in sorted(folders["shipped"]):
         painting = Image.open(args.styles_dir / f"{name}.jpg")
         target = pixels(ImageOps.contain(painting.convert("RGB"), (args.size, args.size)))
-        row = [distance(None, target)] + [
-            distance(styles[name][0], target) if name in styles else float("nan")
+        row = [distance(photo_pixels, target)] + [
+            distance([pixels(render(styles, name, photo)) for photo in photos], target)
+            if name in styles
+            else float("nan")
             for styles in folders.values()
         ]
         print(" | ".join([name, *(f"{v:.2f}" for v in row)]), flush=True)
