@@ -64,7 +64,7 @@ def optimize(
     )  # start from the photo, as Johnson's targets do
     # L-BFGS, as Gatys et al.: Adam on raw pixels leaves high-frequency noise at any useful rate.
     opt = torch.optim.LBFGS([pixels], lr=1.0, max_iter=steps, history_size=20)
-    bar = tqdm(total=steps, desc=label(s).replace("\n", " "), unit="eval", leave=False)
+    bar = tqdm(total=steps, desc=label(s), unit="eval", leave=False)
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -80,11 +80,12 @@ def optimize(
     return pixels.detach()
 
 
-def label(s: Setting) -> str:
-    """Two lines: the weights, then the style taps (what a --style-layers sweep changes)."""
+def label(s: Setting, sep: str = " ") -> str:
+    """The weights, then the style taps (what a --style-layers sweep changes); a tile's caption
+    puts them on two lines."""
     return (
         f"content {s.content_layer} x{s.content_weight:g}, style x{s.style_weight:g} "
-        f"@{s.style_size}px, {s.style_statistic}\n{s.style_layers}"
+        f"@{s.style_size}px, {s.style_statistic}{sep}{s.style_layers}"
     )
 
 
@@ -164,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in settings:
             t0 = time.perf_counter()
             result = optimize(net, photo, args.style, s, args.steps)
-            log.info("%s: %.1f s", label(s).replace("\n", " "), time.perf_counter() - t0)
-            tiles.append(tile(result, label(s), height))
+            log.info("%s: %.1f s", label(s), time.perf_counter() - t0)
+            tiles.append(tile(result, label(s, sep="\n"), height))
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
