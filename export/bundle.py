@@ -45,11 +45,6 @@ def flags(**settings: object) -> tuple[str, ...]:
     return tuple(x for k, v in settings.items() for x in (f"--{k.replace('_', '-')}", str(v)))
 
 
-# Klimt's flat gold background and Seurat's figures fill the coarse taps' statistics: with
-# `s32` the network traded the photo for them within 500 steps; without it the photo stayed,
-# and without `s16` too Seurat's figures stopped being painted over everything. At 512 px the
-# mosaic and the dots are 1-2 px; at ~1000 px they are strokes (docs/*_painting_size.jpg).
-
 # Public-domain paintings (see ../shared/data/SOURCES.md), in gallery order.
 CATALOG = (
     Painting("starry_night", "The Starry Night", "Vincent van Gogh", "1889"),
@@ -61,6 +56,10 @@ CATALOG = (
     Painting(
         "wheat_field_with_cypresses", "Wheat Field with Cypresses", "Vincent van Gogh", "1889"
     ),
+    # Klimt's flat gold background and Seurat's figures fill the coarse taps' statistics: with
+    # `s32` the network traded the photo for them within 500 steps; without it the photo stayed,
+    # and without `s16` too Seurat's figures stopped being painted over everything. At 512 px the
+    # mosaic and the dots are 1-2 px; at ~1000 px they are strokes (docs/*_painting_size.jpg).
     Painting(
         "the_kiss",
         "The Kiss",
