@@ -11,7 +11,7 @@ a table: errors, status histogram, latency p50/p95/p99, throughput, and the guni
 resident memory (VmRSS from /proc) before, in the middle of and after the run.
 
 Exit status 1 when a check fails: any error in a load or soak run (anything but 200), RSS floor growth
-of 10 % or more during a soak (after its warm-up), or, in overload mode, any answer other than 200
+of 10 % and 32 MiB or more during a soak (after its warm-up), or, in overload mode, any answer other than 200
 or 503 `overloaded` with Retry-After, a worker that died or was replaced, or an unhealthy
 server afterwards.
 """
@@ -37,7 +37,12 @@ if str(ROOT) not in sys.path:  # `python benchmarks/load.py` puts only benchmark
 from devtools.images import make_jpeg  # noqa: E402
 from devtools.server import FunctionServer  # noqa: E402
 
+# A soak fails when the RSS floor grows by more than both: 10 %, and 32 MiB. The absolute part
+# because a ~100 MiB worker takes one-off steps (an arena, a buffer size it meets for the first
+# time: +14 MiB in one step, then flat, seen on CI) that are 10 % of it and no leak; a leak of
+# 10 kB a request passes 32 MiB within a few thousand requests, a 5-minute soak's count.
 MAX_SOAK_GROWTH = 0.10
+SOAK_SLACK_KIB = 32 * 1024
 
 
 # --- the clients ------------------------------------------------------------------------------
@@ -302,7 +307,11 @@ def run_soak(
             ("RSS floor: start -> end",
              f"{mib(min(start))} -> {mib(min(end))} ({growth:+.1%})"),
         )  # fmt: skip
-        report.check(growth < MAX_SOAK_GROWTH, f"RSS grew {growth:.1%} during the soak")
+        grew_kib = min(end) - min(start)
+        report.check(
+            growth < MAX_SOAK_GROWTH or grew_kib <= SOAK_SLACK_KIB,
+            f"RSS grew {growth:.1%} ({mib(grew_kib)}) during the soak",
+        )
     else:
         report.failures.append("too few RSS samples; run the soak longer")
     step = max(1, len(samples) // 10)
