@@ -10,10 +10,10 @@ The script starts the server itself (devtools.server.FunctionServer; MODEL_DIR f
 a table: errors, status histogram, latency p50/p95/p99, throughput, and the gunicorn worker's
 resident memory (VmRSS from /proc) before, in the middle of and after the run.
 
-Exit status 1 when a check fails: any error in a load or soak run (anything but 200), RSS floor growth
-of 10 % and 32 MiB or more during a soak (after its warm-up), or, in overload mode, any answer other than 200
-or 503 `overloaded` with Retry-After, a worker that died or was replaced, or an unhealthy
-server afterwards.
+Exit status 1 when a check fails: any error in a load or soak run (anything but 200), RSS
+floor growth of 10 % and 32 MiB or more during a soak (after its warm-up), or, in overload
+mode, any answer other than 200 or 503 `overloaded` with Retry-After, a worker that died or was
+replaced, or an unhealthy server afterwards.
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ EDGE = 16
 def mirror_right_and_bottom(x: torch.Tensor, edge: int) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, H + e, W + e): the last `edge` columns and rows mirrored onto the
     right and bottom (fewer when the image is smaller). Slices, not F.pad's reflect mode, which
-    fails for images under `edge` px."""
+    fails for images under `edge` px, nor losses.frame, whose Python branch on the size the
+    ONNX tracer would freeze at the export's sample size."""
     if edge < 1:  # x[..., -0:] is all of x, not none of it
         raise ValueError(f"edge must be at least 1 px, got {edge}")
     x = torch.cat([x, x[..., -edge:].flip(-1)], -1)
