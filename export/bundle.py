@@ -50,7 +50,12 @@ CATALOG = (
     Painting("starry_night", "The Starry Night", "Vincent van Gogh", "1889"),
     Painting("great_wave", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1830-1832"),
     Painting("the_scream", "The Scream", "Edvard Munch", "1893"),
-    Painting("composition_vii", "Composition VII", "Wassily Kandinsky", "1913"),
+    # Kandinsky's planes did the same as Picabia's (below) at content weight 4; the udnie recipe
+    # (content 24 to 3,000 steps, then 12) removed the bands there too. 8 for 250 steps more
+    # painted more of the palette and brought long diagonal lines back.
+    Painting(
+        "composition_vii", "Composition VII", "Wassily Kandinsky", "1913", flags(content_weight=12)
+    ),
     # At content weight 4 Picabia's shaded grey planes came back as diagonal bands ~20 px apart
     # over anything flat and the photo was lost; 24 kept the photo but left a tinted one; 12
     # (the last 500 steps) kept it and painted the planes, without the bands.
