@@ -3,8 +3,8 @@
     python -m export.bundle --only starry_night -- --arch fast --steps 1000 --image-size 256
 
 Flags after `--` are training.train's (`python -m training.train --help`); --style, --data and
---out are filled in per style, after the painting's own flags in CATALOG (`training_flags`),
-which the command line's override. A style whose run already has `last.pt` at the requested step
+--out are filled in per style; each painting's own loss settings (training.paintings.CATALOG)
+apply where the command line sets none. A style whose run already has `last.pt` at the requested step
 count is not retrained, so an interrupted bundle resumes. Each network is then exported with the
 parity check: the johnson arch to NAME.onnx, any other to NAME.ARCH.onnx. `--train-only` skips
 the export (train on a GPU machine, export where the function's pinned onnxruntime checks parity).
@@ -15,92 +15,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from export.onnx_export import write_model
 from export.parity import format_report
 from training.checkpoint import load
 from training.errors import UsageError
+from training.paintings import CATALOG, Painting
 from training.train import TrainConfig, parse_args, train
 
 log = logging.getLogger("bundle")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@dataclass(frozen=True)
-class Painting:
-    name: str  # file stem in ../shared/data/styles and the API's style name
-    title: str
-    artist: str
-    date: str
-    # Training flags this painting needs beyond the shared ones, put before them so the command
-    # line's win. Found by training, not guessed: see the model card in README.md.
-    training_flags: tuple[str, ...] = ()
-
-
-def flags(**settings: object) -> tuple[str, ...]:
-    """training.train's flags for TrainConfig fields: flags(style_size=1024) is
-    ("--style-size", "1024")."""
-    return tuple(x for k, v in settings.items() for x in (f"--{k.replace('_', '-')}", str(v)))
-
-
-# Public-domain paintings (see ../shared/data/SOURCES.md), in gallery order.
-CATALOG = (
-    Painting("starry_night", "The Starry Night", "Vincent van Gogh", "1889"),
-    Painting("great_wave", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1830-1832"),
-    Painting("the_scream", "The Scream", "Edvard Munch", "1893"),
-    # Kandinsky's planes did the same as Picabia's (below) at content weight 4; the udnie recipe
-    # (content 24 to 3,000 steps, then 12) removed the bands there too. 8 for 250 steps more
-    # painted more of the palette and brought long diagonal lines back.
-    Painting(
-        "composition_vii", "Composition VII", "Wassily Kandinsky", "1913", flags(content_weight=12)
-    ),
-    # At content weight 4 Picabia's shaded grey planes came back as diagonal bands ~20 px apart
-    # over anything flat and the photo was lost; 24 kept the photo but left a tinted one; 12
-    # (the last 500 steps) kept it and painted the planes, without the bands.
-    Painting(
-        "udnie",
-        "Udnie (Young American Girl, The Dance)",
-        "Francis Picabia",
-        "1913",
-        flags(content_weight=12),
-    ),
-    Painting("water_lilies", "Water Lilies", "Claude Monet", "1919"),
-    Painting(
-        "wheat_field_with_cypresses", "Wheat Field with Cypresses", "Vincent van Gogh", "1889"
-    ),
-    # Klimt's flat gold background and Seurat's figures fill the coarse taps' statistics: with
-    # `s32` the network traded the photo for them within 500 steps; without it the photo stayed,
-    # and without `s16` too Seurat's figures stopped being painted over everything. At 512 px the
-    # mosaic and the dots are 1-2 px; at ~1000 px they are strokes (docs/*_painting_size.jpg).
-    Painting(
-        "the_kiss",
-        "The Kiss",
-        "Gustav Klimt",
-        "1907-1908",
-        flags(
-            style_layers="s1:1,s2:1,s4:1,s8:1,s16:1",
-            style_size=1024,
-            style_weight=3,
-            content_weight=24,
-        ),
-    ),
-    Painting(
-        "grande_jatte",
-        "A Sunday Afternoon on the Island of La Grande Jatte",
-        "Georges Seurat",
-        "1884-1886",
-        flags(
-            style_layers="s1:1,s2:1,s4:1,s8:1", style_size=1000, style_weight=4, content_weight=8
-        ),
-    ),
-    Painting(
-        "shipwreck_of_the_minotaur", "The Shipwreck of the Minotaur", "J. M. W. Turner", "c. 1810"
-    ),
-    # The source names no title; SOURCES.md dates it to his Paris cubist period.
-    Painting("mondrian_cubist_composition", "Cubist Composition", "Piet Mondrian", "c. 1912-1914"),
-)
 
 
 def run_name(name: str, arch: str) -> str:
@@ -115,10 +41,10 @@ def model_file(models: Path, name: str, arch: str) -> Path:
 def training_config(
     painting: Painting, train_flags: list[str], *, data: Path, styles_dir: Path, runs: Path
 ) -> TrainConfig:
-    """The painting's run: its own flags, then the command line's, resuming its last.pt."""
+    """The painting's run, resuming its last.pt; training.styles gives it the painting's own
+    loss settings where the command line sets none."""
     style = str(styles_dir / f"{painting.name}.jpg")
-    own = ["--style", style, "--data", str(data), "--out", "-"]
-    cfg = parse_args([*painting.training_flags, *train_flags, *own])
+    cfg = parse_args([*train_flags, "--style", style, "--data", str(data), "--out", "-"])
     run = runs / run_name(painting.name, cfg.arch)
     last = run / "last.pt"
     return replace(cfg, out=str(run), resume=str(last) if last.is_file() else cfg.resume)

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import onnx
 import torch
-from torch import nn
 
 from export.painting import painting_props
 from export.parity import ParityError, check_parity, default_photo_dir, format_report
-from export.wrapper import TileStylizer, UInt8Stylizer
+from export.wrapper import STYLE_WEIGHTS_INPUT, TileStylizer, UInt8Stylizer
 from training.checkpoint import load_model
 from training.errors import UsageError
+from training.model import TransformerNet
 
 log = logging.getLogger("export")
 
@@ -53,51 +53,72 @@ def project_version() -> str:
         return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
-LOSS_SETTINGS = (
-    "content_layer",
-    "content_weight",
-    "style_layers",
-    "style_weight",
-    "style_statistic",
-    "style_size",
-    "tv_weight",
-    "loss_jitter",
-    "loss_margin",
-)
+# The loss settings every style of a run shares; each style's own (painting size, taps and
+# weights) come from its entry in the checkpoint's `styles`.
+RUN_LOSS_SETTINGS = ("content_layer", "style_statistic", "tv_weight", "loss_jitter", "loss_margin")
+STYLE_LOSS_SETTINGS = ("content_weight", "style_layers", "style_weight", "style_size")
+STYLES_KEY = "styles"  # a multi-style model's ordered style list, JSON
+
+
+def loss_settings(train_cfg: dict, style: dict) -> str:
+    """One style's loss as its run used it, resolved from the defaults, as JSON."""
+    own = {k: style.get(k, train_cfg.get(k)) for k in STYLE_LOSS_SETTINGS}
+    shared = {k: train_cfg[k] for k in RUN_LOSS_SETTINGS if k in train_cfg}
+    return json.dumps({k: v for k, v in (shared | own).items() if v is not None}, sort_keys=True)
 
 
 def build_metadata(meta: dict, *, name: str, title: str, artist: str, precision: str) -> dict:
-    """The model's metadata_props: every value a string, read by the function's /styles."""
+    """The model's metadata_props: every value a string, read by the function's /styles. A
+    multi-style model also lists its styles in order (STYLES_KEY), each with its own title,
+    artist, painting hash and loss."""
     train_cfg = meta.get("train_config", {})
     distilled = meta.get("distilled_from")
-    return {
-        "name": name,
-        "title": title,
-        "artist": artist,
-        "style_image_sha256": meta["style_image_sha256"],
-        "training_steps": str(meta["step"]),
-        "loss_net": meta["loss_net"],
-        "image_size": str(train_cfg.get("image_size", "")),
-        # The loss as the last (or only) training run used it, resolved from the defaults.
-        "loss_settings": json.dumps(
-            {k: train_cfg[k] for k in LOSS_SETTINGS if k in train_cfg}, sort_keys=True
-        ),
-        "precision": precision,
-        "arch": meta["model_config"].get("arch", "johnson"),
-        "model_config": json.dumps(meta["model_config"], sort_keys=True),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "project_version": project_version(),
-    } | (
-        {
-            "distilled_from": f"{distilled['arch']}, {distilled['step']} steps, {distilled['loss_net']}"
+    styles = meta["styles"]
+    if len(styles) == 1:
+        described = {
+            "style_image_sha256": styles[0]["sha256"],
+            "loss_settings": loss_settings(train_cfg, styles[0]),
         }
-        if distilled
-        else {}
+    else:
+        described = {
+            STYLES_KEY: json.dumps(
+                [
+                    {
+                        "name": s["name"],
+                        "title": s["title"],
+                        "artist": s["artist"],
+                        "style_image_sha256": s["sha256"],
+                        "loss_settings": json.loads(loss_settings(train_cfg, s)),
+                    }
+                    for s in styles
+                ]
+            )
+        }
+    return (
+        {"name": name, "title": title, "artist": artist}
+        | described
+        | {
+            "training_steps": str(meta["step"]),
+            "loss_net": meta["loss_net"],
+            "image_size": str(train_cfg.get("image_size", "")),
+            "precision": precision,
+            "arch": meta["model_config"].get("arch", "johnson"),
+            "model_config": json.dumps(meta["model_config"], sort_keys=True),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "project_version": project_version(),
+        }
+        | (
+            {
+                "distilled_from": f"{distilled['arch']}, {distilled['step']} steps, {distilled['loss_net']}"
+            }
+            if distilled
+            else {}
+        )
     )
 
 
 def export_onnx(
-    net: nn.Module,
+    net: TransformerNet,
     path: Path,
     *,
     fp16: bool = False,
@@ -117,6 +138,10 @@ def export_onnx(
         names += [STATS_INPUT, USE_STATS_INPUT]
         outputs.append(STATS_OUTPUT)
         axes[STATS_OUTPUT] = {0: "N"}
+    num_styles = net.config.num_styles
+    if num_styles > 1:
+        example += (torch.full((num_styles,), 1.0 / num_styles),)
+        names.append(STYLE_WEIGHTS_INPUT)
     # The TorchScript exporter (dynamo=False): our only dynamic part is the pad arithmetic on
     # H and W, which the tracer records as plain shape ops; torch.export would instead need
     # symbolic-shape guards for the modulo/floor-division and an onnxscript dependency, for a
@@ -134,7 +159,10 @@ def export_onnx(
             output_names=outputs,
             dynamic_axes=axes,
             opset_version=opset,
-            do_constant_folding=True,
+            # Folding would turn a single-style network's norm weights ([1] @ weight) into new,
+            # nameless constants, and export.unpack finds the weights by name. ONNX Runtime
+            # folds them itself when it loads the graph.
+            do_constant_folding=False,
         )
 
 
@@ -165,8 +193,10 @@ def write_model(
     if opset < 17:
         raise UsageError(f"--opset {opset}: need 17 or newer")
     net, meta = load_model(checkpoint)
-    name = name or meta["style_name"]
-    title = title or name.replace("_", " ").title()
+    multi = len(meta["styles"]) > 1
+    name = name or ("styles" if multi else meta["style_name"])
+    title = title or (f"{len(meta['styles'])} styles" if multi else name.replace("_", " ").title())
+    artist = artist if not multi or artist != "unknown" else "various"
     thumbnail = painting_props(meta, painting)  # before the slow export: a wrong one fails fast
     out.parent.mkdir(parents=True, exist_ok=True)
     tiles = tiles_path(out)

@@ -62,27 +62,45 @@ def check_painting(path: Path, expected_sha256: str) -> None:
         )
 
 
+def style_key(name: str) -> str:
+    """A multi-style model's thumbnail of style `name`."""
+    return f"{PAINTING_KEY}:{name}"
+
+
+def find_by_hash(candidates: list[Path], sha256: str) -> Path | None:
+    return next((p for p in candidates if p.is_file() and sha256_file(p) == sha256), None)
+
+
 def painting_props(meta: dict, painting: Path | None) -> dict[str, str]:
-    """The metadata entry for a checkpoint's export: the thumbnail of `painting` (checked
-    against the checkpoint's style image hash), else of the style image the checkpoint was
-    trained on if that path is on this machine and unchanged, else nothing, with a warning."""
-    expected = meta["style_image_sha256"]
-    if painting is not None:
-        check_painting(painting, expected)
+    """The metadata entries for a checkpoint's export: each style's painting thumbnail.
+
+    A single-style model's (PAINTING_KEY) comes from `painting` (checked against the
+    checkpoint's style image hash), else from the image the checkpoint was trained on if that
+    path is on this machine and unchanged. A multi-style model's (style_key(name)) come from
+    the images in the folder `painting` whose hashes match, else from the paths the checkpoint
+    names. What cannot be found is left out, with a warning."""
+    styles = meta["styles"]
+    if len(styles) == 1 and painting is not None and not painting.is_dir():
+        check_painting(painting, styles[0]["sha256"])
         return {PAINTING_KEY: painting_thumbnail(painting)}
-    trained_on = meta.get("train_config", {}).get("style")
-    path = Path(trained_on) if trained_on else None
-    if path is not None and path.is_file() and sha256_file(path) == expected:
-        return {PAINTING_KEY: painting_thumbnail(path)}
-    why = (
-        "the checkpoint names none"
-        if path is None
-        else f"{path} is missing or not the image it was trained on"
-    )
-    log.warning(
-        "exporting without the painting's thumbnail (%s): the web page will show a stylized "
-        "sample instead; pass --painting STYLE_IMAGE, or add it later with "
-        "python -m export.add_painting",
-        why,
-    )
-    return {}
+    props, missing = {}, []
+    for style in styles:
+        trained_on = style.get("path") or meta.get("train_config", {}).get("style")
+        candidates = [Path(trained_on)] if isinstance(trained_on, str) else []
+        if painting is not None:
+            candidates = sorted(painting.iterdir()) + candidates
+        found = find_by_hash(candidates, style["sha256"])
+        if found is None:
+            missing.append(style["name"])
+            continue
+        key = PAINTING_KEY if len(styles) == 1 else style_key(style["name"])
+        props[key] = painting_thumbnail(found)
+    if missing:
+        log.warning(
+            "exporting without the painting thumbnails of %s (no image with its hash where the "
+            "checkpoint trained, nor in --painting): the web page will show a stylized sample "
+            "instead; pass --painting STYLE_IMAGE_OR_FOLDER, or add it later with "
+            "python -m export.add_painting",
+            ", ".join(missing),
+        )
+    return props

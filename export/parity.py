@@ -16,6 +16,8 @@ import onnxruntime as ort
 import torch
 from PIL import Image, ImageOps
 
+from export.wrapper import STYLE_WEIGHTS_INPUT
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +64,15 @@ def parity_batches(photo_dir: Path | None = None) -> list[np.ndarray]:
     return batches
 
 
+def parity_mixes(num_styles: int) -> list[np.ndarray | None]:
+    """The style weights the parity batches cycle through: none for a single-style graph; else
+    the first style, the last, a 60/40 mix of the two, and one from the middle."""
+    if num_styles == 1:
+        return [None]
+    eye = np.eye(num_styles, dtype=np.float32)
+    return [eye[0], eye[-1], 0.6 * eye[0] + 0.4 * eye[-1], eye[num_styles // 2]]
+
+
 def check_parity(
     net: torch.nn.Module, onnx_path: Path, *, photo_dir: Path | None = None, tolerance: int = 1
 ) -> list[dict]:
@@ -73,23 +84,29 @@ def check_parity(
     extra = {
         i.name: np.zeros(i.shape, np.float32)
         for i in session.get_inputs()[1:]
-        if i.shape is not None
+        if i.shape is not None and i.name != STYLE_WEIGHTS_INPUT
     }
+    mixes = parity_mixes(getattr(getattr(net, "config", None), "num_styles", 1))
 
-    def reference(batch: torch.Tensor) -> torch.Tensor:
+    def reference(batch: torch.Tensor, mix: np.ndarray | None) -> torch.Tensor:
         # The contract written out against the plain network, not through the export wrapper,
         # so the wrapper's own rewrites (export/wrapper.py SharedNorm) are under test too.
-        y = net(batch.permute(0, 3, 1, 2).float()).round().clamp(0, 255)
+        style = None if mix is None else torch.from_numpy(mix)
+        y = net(batch.permute(0, 3, 1, 2).float(), style).round().clamp(0, 255)
         return y.to(torch.uint8).permute(0, 2, 3, 1)
 
     rows = []
     worst = 0
-    for batch in parity_batches(photo_dir):
+    for i, batch in enumerate(parity_batches(photo_dir)):
+        mix = mixes[i % len(mixes)]
+        feeds = {input_name: batch, **extra}
+        if mix is not None:
+            feeds[STYLE_WEIGHTS_INPUT] = mix
         t0 = time.perf_counter()
         with torch.no_grad():
-            expected = reference(torch.from_numpy(batch)).numpy()
+            expected = reference(torch.from_numpy(batch), mix).numpy()
         t1 = time.perf_counter()
-        got = session.run(None, {input_name: batch, **extra})[0]
+        got = session.run(None, feeds)[0]
         t2 = time.perf_counter()
         if got.shape != expected.shape or got.dtype != np.uint8:
             raise ParityError(
@@ -101,6 +118,9 @@ def check_parity(
         rows.append(
             {
                 "shape": "x".join(map(str, batch.shape)),
+                "mix": "-"
+                if mix is None
+                else ",".join(f"{w:g}" for w in mix if w) + f" of {len(mix)}",
                 "max_diff": int(diff.max()),
                 "mean_diff": float(diff.mean()),
                 "torch_ms": (t1 - t0) * 1e3,
@@ -116,11 +136,12 @@ def check_parity(
 
 def format_report(rows: list[dict]) -> str:
     lines = [
-        f"{'input NxHxWxC':<16} {'max diff':>8} {'mean diff':>10} {'torch ms':>9} {'onnx ms':>8}"
+        f"{'input NxHxWxC':<16} {'style mix':<12} {'max diff':>8} {'mean diff':>10} "
+        f"{'torch ms':>9} {'onnx ms':>8}"
     ]
     for r in rows:
         lines.append(
-            f"{r['shape']:<16} {r['max_diff']:>8} {r['mean_diff']:>10.4f} "
+            f"{r['shape']:<16} {r.get('mix', '-'):<12} {r['max_diff']:>8} {r['mean_diff']:>10.4f} "
             f"{r['torch_ms']:>9.1f} {r['onnx_ms']:>8.1f}"
         )
     return "\n".join(lines)

@@ -23,9 +23,10 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from export.bundle import run_name
+from export.onnx_export import RUN_LOSS_SETTINGS, STYLE_LOSS_SETTINGS, STYLES_KEY
 from training.checkpoint import FORMAT_VERSION, REQUIRED_KEYS
 from training.errors import UsageError
-from training.model import build_model
+from training.model import build_model, upgrade_state_dict
 
 # export/wrapper.py's UInt8Stylizer holds the trained network as `net`.
 NET_PREFIX = "net."
@@ -42,28 +43,45 @@ def checkpoint_from_onnx(path: Path) -> tuple[str, dict]:
     if missing or props.get("graph"):
         raise UsageError(f"{path}: not a style model written by `python -m export` ({missing})")
     config = json.loads(props["model_config"])
-    weights = {
-        init.name.removeprefix(NET_PREFIX): torch.from_numpy(numpy_helper.to_array(init).copy())
-        for init in model.graph.initializer
-        if init.name.startswith(NET_PREFIX)
-    }
+    weights = upgrade_state_dict(
+        {
+            init.name.removeprefix(NET_PREFIX): torch.from_numpy(numpy_helper.to_array(init).copy())
+            for init in model.graph.initializer
+            if init.name.startswith(NET_PREFIX)
+        }
+    )
     net = build_model(config)
     expected = net.state_dict()
     absent = sorted(set(expected) - set(weights))
     if absent:
         raise UsageError(f"{path}: the graph lacks the network's weights {absent[:3]}...")
     net.load_state_dict({k: weights[k].float() for k in expected})
-    settings = json.loads(props.get("loss_settings", "{}"))
     image_size = props.get("image_size", "")
+    if STYLES_KEY in props:
+        listed = json.loads(props[STYLES_KEY])
+        settings = listed[0]["loss_settings"]
+    else:
+        settings = json.loads(props.get("loss_settings", "{}"))
+        listed = [props | {"loss_settings": settings}]
+    styles = [
+        {
+            "name": s["name"],
+            "title": s.get("title", s["name"]),
+            "artist": s.get("artist", "unknown"),
+            "sha256": s["style_image_sha256"],
+        }
+        | {k: s["loss_settings"].get(k) for k in STYLE_LOSS_SETTINGS}
+        for s in listed
+    ]
     ckpt = {
         "format_version": FORMAT_VERSION,
         "model": net.state_dict(),
         "model_config": config,
         "step": int(props["training_steps"]),
-        "style_name": props["name"],
-        "style_image_sha256": props["style_image_sha256"],
+        "styles": styles,
         "loss_net": props["loss_net"],
-        "train_config": settings | ({"image_size": int(image_size)} if image_size else {}),
+        "train_config": {k: settings[k] for k in RUN_LOSS_SETTINGS if k in settings}
+        | ({"image_size": int(image_size)} if image_size else {}),
         "unpacked_from": path.name,
     }
     return run_name(props["name"], config.get("arch", "johnson")), ckpt

@@ -13,6 +13,12 @@ import copy
 import torch
 from torch import nn
 
+from training.model import StyleNorm, TakesStyle
+
+# A multi-style graph's second input: float (S,), the weight of each style (function/ sends a
+# mix that sums to 1); a single-style graph has none.
+STYLE_WEIGHTS_INPUT = "style_weights"
+
 
 class _Statistics:
     """What every SharedNorm of one forward pass reads and writes."""
@@ -23,20 +29,18 @@ class _Statistics:
         self.computed: dict[int, torch.Tensor] = {}  # (N, 2, C) per layer, by its offset
 
 
-class SharedNorm(nn.Module):
-    """An affine InstanceNorm2d whose mean and variance can come from outside.
+class SharedNorm(TakesStyle):
+    """A conditional instance norm whose mean and variance can come from outside.
 
     `use_given` mixes rather than branches (an ONNX If would split the graph): 0 is exactly
     instance norm, 1 is the given statistics."""
 
-    def __init__(self, norm: nn.InstanceNorm2d, stats: _Statistics, offset: int):
+    def __init__(self, norm: StyleNorm, stats: _Statistics, offset: int):
         super().__init__()
-        if norm.weight is None or norm.bias is None:
-            raise ValueError("SharedNorm needs an affine InstanceNorm2d")
-        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
-        self.stats, self.offset, self.channels = stats, offset, norm.num_features
+        self.norm, self.eps = norm, norm.eps
+        self.stats, self.offset, self.channels = stats, offset, norm.weight.shape[1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:  # (N, C, H, W)
         mean = x.mean((2, 3), keepdim=True)  # (N, C, 1, 1)
         var = (x - mean).pow(2).mean((2, 3), keepdim=True)
         self.stats.computed[self.offset] = torch.cat([mean, var], 2).flatten(2).transpose(1, 2)
@@ -44,19 +48,18 @@ class SharedNorm(nn.Module):
         given = given[:, self.offset : self.offset + self.channels]  # (2, C)
         mean = use * given[0].view(1, -1, 1, 1) + (1 - use) * mean
         var = use * given[1].view(1, -1, 1, 1) + (1 - use) * var
-        scale = self.weight.view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
-        return (x - mean) * scale + self.bias.view(1, -1, 1, 1)
+        return self.norm.affine((x - mean) * torch.rsqrt(var + self.eps), style)
 
 
 def share_norms(net: nn.Module, stats: _Statistics) -> int:
-    """Replace every InstanceNorm2d in `net` (in place) by a SharedNorm; returns S, the number
+    """Replace every StyleNorm in `net` (in place) by a SharedNorm; returns S, the number
     of channels the statistics vector holds."""
     offset = 0
     for module in list(net.modules()):
         for child_name, child in list(module.named_children()):
-            if isinstance(child, nn.InstanceNorm2d):
+            if isinstance(child, StyleNorm):
                 setattr(module, child_name, SharedNorm(child, stats, offset))
-                offset += child.num_features
+                offset += child.weight.shape[1]
     return offset
 
 
@@ -68,9 +71,9 @@ class UInt8Stylizer(nn.Module):
         self.net = copy.deepcopy(net).to(dtype).eval()  # a copy: fp16 must not touch the caller's
         self.dtype = dtype
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(self.dtype)  # (N, 3, H, W)
-        y = self.net(x).float().round().clamp(0, 255)
+        y = self.net(x, style).float().round().clamp(0, 255)
         return y.to(torch.uint8).permute(0, 2, 3, 1)  # (N, H, W, 3)
 
 
@@ -87,11 +90,15 @@ class TileStylizer(UInt8Stylizer):
         self.stats_size = share_norms(self.net, self._stats)
 
     def forward(  # type: ignore[override]
-        self, image: torch.Tensor, norm_stats: torch.Tensor, use_norm_stats: torch.Tensor
+        self,
+        image: torch.Tensor,
+        norm_stats: torch.Tensor,
+        use_norm_stats: torch.Tensor,
+        style: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         s = self._stats
         s.computed = {}
         s.given, s.use_given = norm_stats.to(self.dtype), use_norm_stats.to(self.dtype)
-        stylized = super().forward(image)  # (N, H, W, 3)
+        stylized = super().forward(image, style)  # (N, H, W, 3)
         computed = torch.cat([s.computed[k] for k in sorted(s.computed)], 2)  # (N, 2, S)
         return stylized, computed.float()

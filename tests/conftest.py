@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import os
+
+# Idle OpenMP threads sleep instead of spinning: on a loaded 2-core machine (CI beside other
+# work) spinning threads of several torch processes starved each other, and 6 tiny training
+# steps took 131 s instead of 14. Set before anything imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +69,7 @@ def _train_tiny(style: Path, photos: Path, out: Path, **arch) -> Path:
     from training.train import TrainConfig, train
 
     cfg = TrainConfig(
-        style=str(style), data=str(photos), out=str(out), steps=8, batch_size=2, image_size=64,
+        style=[str(style)], data=str(photos), out=str(out), steps=8, batch_size=2, image_size=64,
         style_size=96, workers=0, checkpoint_every=1000, sample_every=1000,
         **arch,
     )  # fmt: skip

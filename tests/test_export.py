@@ -96,7 +96,7 @@ def test_metadata_round_trips(exported, tiny_checkpoint, style_path):
         assert meta[key]
     loss = json.loads(meta["loss_settings"])  # resolved from the defaults, as trained
     assert loss["content_layer"] == ckpt["train_config"]["content_layer"]
-    assert loss["style_layers"] == ckpt["train_config"]["style_layers"]
+    assert loss["style_layers"] == ckpt["styles"][0]["style_layers"]
     assert loss["style_statistic"] in ("gram", "cov")
     # the frame around images before the loss network, so a reader can retrain the same way
     assert loss["loss_margin"] == ckpt["train_config"]["loss_margin"] == 8
@@ -209,10 +209,10 @@ def test_export_without_its_painting_warns_and_a_wrong_one_is_refused(
     tiny_checkpoint, tmp_path, caplog
 ):
     meta = torch.load(tiny_checkpoint, weights_only=True)
-    moved = {**meta, "train_config": {**meta["train_config"], "style": str(tmp_path / "gone.png")}}
+    moved = {**meta, "styles": [{**meta["styles"][0], "path": str(tmp_path / "gone.png")}]}
     with caplog.at_level(logging.WARNING, logger="export"):
         assert painting_props(moved, None) == {}
-    assert "add_painting" in caplog.text and "gone.png" in caplog.text
+    assert "add_painting" in caplog.text and "stripes" in caplog.text
     other = tmp_path / "other.png"
     make_photo(40, 30, seed=5).save(other)
     with pytest.raises(UsageError, match="sha256"):
@@ -286,8 +286,9 @@ def test_a_shipped_model_unpacks_to_the_checkpoint_it_came_from(
     original = torch.load(tiny_checkpoint, weights_only=True)
     assert ckpt["model"].keys() == original["model"].keys()
     assert all(torch.equal(ckpt["model"][k], original["model"][k]) for k in original["model"])
-    for key in ("step", "style_image_sha256", "model_config", "loss_net"):
+    for key in ("step", "model_config", "loss_net"):
         assert ckpt[key] == original[key]
+    assert ckpt["styles"][0]["sha256"] == original["styles"][0]["sha256"]
     assert ckpt["train_config"]["content_layer"] == original["train_config"]["content_layer"]
 
     capsys.readouterr()
@@ -295,18 +296,12 @@ def test_a_shipped_model_unpacks_to_the_checkpoint_it_came_from(
     assert "not a style model" in capsys.readouterr().err
 
 
-def test_bundle_gives_each_painting_its_own_flags_and_the_command_line_the_last_word(tmp_path):
+def test_bundle_runs_one_painting_each_where_the_command_line_says(tmp_path):
     from export.bundle import CATALOG, training_config
 
-    paintings = {p.name: p for p in CATALOG}
+    kiss = next(p for p in CATALOG if p.name == "the_kiss")
     where = {"data": tmp_path / "photos", "styles_dir": tmp_path / "styles", "runs": tmp_path}
-    flags = ["--arch", "fast", "--steps", "10"]
-    kiss = training_config(paintings["the_kiss"], flags, **where)
-    starry = training_config(paintings["starry_night"], flags, **where)
-    assert kiss.style_size == 1024 and "s32" not in (kiss.style_layers or "")
-    assert kiss.content_weight == 24
-    assert starry.style_size == 512 and starry.style_layers is None  # the loss network's taps
-    assert kiss.out == str(tmp_path / "the_kiss.fast") and kiss.steps == 10
-    assert kiss.style == str(tmp_path / "styles" / "the_kiss.jpg")
-    mine = training_config(paintings["the_kiss"], [*flags, "--style-size", "600"], **where)
-    assert mine.style_size == 600
+    cfg = training_config(kiss, ["--arch", "fast", "--steps", "10", "--style-size", "600"], **where)
+    assert cfg.out == str(tmp_path / "the_kiss.fast") and cfg.steps == 10
+    assert cfg.style == [str(tmp_path / "styles" / "the_kiss.jpg")]
+    assert cfg.style_size == 600  # the command line's; resolved against the catalog in training

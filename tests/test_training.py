@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_config(photo_dir: Path, style_path: Path, out: Path, **overrides) -> TrainConfig:
     cfg = dict(
-        style=str(style_path), data=str(photo_dir), out=str(out), steps=20, batch_size=2,
+        style=[str(style_path)], data=str(photo_dir), out=str(out), steps=20, batch_size=2,
         image_size=64, style_size=96, workers=0, log_every=1,
         checkpoint_every=10, sample_every=10, lr=3e-4,
     )  # fmt: skip
@@ -316,8 +316,8 @@ def test_run_records_the_loss_settings_it_used(photo_dir, style_path, tmp_path):
     cfg = tiny_config(photo_dir, style_path, tmp_path, steps=3)
     ckpt = checkpoint.load(train(cfg))
     assert ckpt["loss_net"] == "imagenet-efficientnet-lite0"
-    used = ckpt["train_config"]
-    assert used["content_layer"] == "s4" and used["style_layers"].startswith("s1:")
+    assert ckpt["train_config"]["content_layer"] == "s4"
+    assert ckpt["styles"][0]["style_layers"].startswith("s1:")  # resolved, per style
     assert all(math.isfinite(r["total_loss"]) for r in read_log(tmp_path))
 
 
@@ -337,7 +337,12 @@ def test_fast_arch_distills_from_a_teacher(photo_dir, style_path, tmp_path, tiny
         residual_blocks=1, teacher=str(tiny_run / "last.pt"), lr=3e-3,
     )  # fmt: skip
     ckpt = checkpoint.load(train(cfg))
-    assert ckpt["model_config"] == {"arch": "fast", "base_channels": 4, "num_residual_blocks": 1}
+    assert ckpt["model_config"] == {
+        "arch": "fast",
+        "base_channels": 4,
+        "num_residual_blocks": 1,
+        "num_styles": 1,
+    }
     assert ckpt["distilled_from"] == {
         "arch": "johnson",
         "step": 20,
@@ -351,7 +356,7 @@ def test_teacher_of_another_style_is_refused(photo_dir, tmp_path, tiny_run):
     other = tmp_path / "other.png"
     make_painting(size=64).save(other)
     cfg = tiny_config(photo_dir, other, tmp_path / "run", teacher=str(tiny_run / "last.pt"))
-    with pytest.raises(UsageError, match="another style"):
+    with pytest.raises(UsageError, match="trained on the styles"):
         train(cfg)
 
 

@@ -1,4 +1,10 @@
-"""Self-describing checkpoints: the network can be rebuilt from the file alone."""
+"""Self-describing checkpoints: the network can be rebuilt from the file alone.
+
+`styles` lists the network's styles in order (training.styles.StyleEntry: name, title, artist,
+painting hash and loss settings). Format 1 files, from before multi-style networks, named one
+style (`style_name`, `style_image_sha256`); they load as a one-style list. A one-style file also
+gets those two keys on load, which single-style tools (export) read.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,11 @@ from pathlib import Path
 import torch
 
 from training.errors import UsageError
-from training.model import ModelConfig, TransformerNet
+from training.model import ModelConfig, TransformerNet, upgrade_state_dict
 from training.torch_files import load_torch_file
 
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ("model", "model_config", "step", "style_name", "style_image_sha256", "loss_net")
+FORMAT_VERSION = 2
+REQUIRED_KEYS = ("model", "model_config", "step", "loss_net")
 
 
 def save(
@@ -38,8 +44,16 @@ def save(
 def load(path: str | Path) -> dict:
     ckpt = load_torch_file(path, "checkpoint", kind="readable PyTorch checkpoint")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if "styles" not in ckpt and "style_name" not in ckpt:
+        missing.append("styles")
     if missing:
         raise UsageError(f"checkpoint {path}: not written by training.train (missing {missing})")
+    if "styles" not in ckpt:  # format 1
+        ckpt["styles"] = [{"name": ckpt["style_name"], "sha256": ckpt["style_image_sha256"]}]
+        ckpt["model"] = upgrade_state_dict(ckpt["model"])
+    if len(ckpt["styles"]) == 1:
+        ckpt["style_name"] = ckpt["styles"][0]["name"]
+        ckpt["style_image_sha256"] = ckpt["styles"][0]["sha256"]
     return ckpt
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -67,9 +70,23 @@ def frame(images: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
     return F.pad(images, pad, mode=mode)
 
 
-class PerceptualLoss(torch.nn.Module):
-    """Content + style (+ TV) loss of stylized images `y` against their photos `x`.
+@dataclass(frozen=True)
+class StyleSpec:
+    """One painting's part of the loss: the image, its taps' weights, and how much of the
+    photo to keep when painting it."""
 
+    image: torch.Tensor  # (1, 3, H, W) float 0..255
+    layers: dict[str, float]
+    style_weight: float
+    content_weight: float
+
+
+class MultiStyleLoss(torch.nn.Module):
+    """Content + style (+ TV) loss of stylized images `y` against their photos `x`, each image
+    painted in the style its `style_index` names.
+
+    The loss network runs once per batch; each style's terms are taken over its own images and
+    weighted by their share of the batch, so a batch's loss is the mean of its images' losses.
     Weighted terms are returned separately so they can be logged; `total` is their sum. With a
     loss network that asks for it (`normalize_by_target`), each term is divided by its target's
     energy, which makes the weights scale-free.
@@ -78,12 +95,9 @@ class PerceptualLoss(torch.nn.Module):
     def __init__(
         self,
         loss_net: torch.nn.Module,
-        style_image: torch.Tensor,  # (1, 3, H, W) float 0..255
+        styles: Sequence[StyleSpec],
         *,
         content_layer: str,
-        style_layers: dict[str, float],
-        content_weight: float,
-        style_weight: float,
         tv_weight: float = 0.0,
         jitter: int = 0,
         margin: int = 8,
@@ -92,30 +106,34 @@ class PerceptualLoss(torch.nn.Module):
         super().__init__()
         self.loss_net = loss_net
         self.content_layer = content_layer
-        self.content_weight, self.style_weight, self.tv_weight = (
-            content_weight,
-            style_weight,
-            tv_weight,
-        )
+        self.tv_weight = tv_weight
         self.normalize = getattr(loss_net, "normalize_by_target", False)
         self.jitter, self.margin = jitter, margin
         if style_statistic not in STYLE_STATISTICS:
             raise ValueError(f"style statistic {style_statistic!r} not in {STYLE_STATISTICS}")
         self.style_statistic = style_statistic
-        with torch.no_grad():
-            # Framed like the images it is compared with, so the painting matches itself.
-            m = self.margin
-            framed = frame(style_image, (m, m, m, m))
-            self.targets = {
-                k: style_statistics(v, style_statistic)
-                for k, v in loss_net(framed).items()
-                if k in style_layers
+        self.styles = tuple(styles)
+        # Computed once: the paintings never change.
+        self.targets = [self._targets(spec) for spec in self.styles]
+        self.style_weights = [
+            {
+                k: tuple(
+                    w / (t.pow(2).mean().item() if self.normalize else 1.0) for t in targets[k]
+                )
+                for k, w in spec.layers.items()
             }
-        self.style_weights = {
-            k: tuple(
-                w / (t.pow(2).mean().item() if self.normalize else 1.0) for t in self.targets[k]
-            )
-            for k, w in style_layers.items()
+            for spec, targets in zip(self.styles, self.targets, strict=True)
+        ]
+
+    @torch.no_grad()
+    def _targets(self, spec: StyleSpec) -> dict[str, tuple[torch.Tensor, ...]]:
+        # Framed like the images it is compared with, so the painting matches itself.
+        m = self.margin
+        features = self.loss_net(frame(spec.image, (m, m, m, m)))
+        return {
+            k: tuple(t.float() for t in style_statistics(v, self.style_statistic))
+            for k, v in features.items()
+            if k in spec.layers
         }
 
     def frame_padding(self) -> tuple[int, int, int, int]:
@@ -134,20 +152,64 @@ class PerceptualLoss(torch.nn.Module):
         dy, dx = (int(v) for v in torch.randint(0, j + 1, (2,))) if j else (0, 0)
         return (m + dx, m + j - dx, m + dy, m + j - dy)
 
-    def forward(self, y: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, y: torch.Tensor, x: torch.Tensor, style_index: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """y, x: (N, 3, H, W) 0..255; style_index: (N,) long, which style each y should paint
+        (None: all the first)."""
         pad = self.frame_padding()
         y, x = frame(y, pad), frame(x, pad)
         features_y = self.loss_net(y)
         with torch.no_grad():
             target = self.loss_net(x)[self.content_layer]
-        c = content_loss(features_y[self.content_layer], target)
-        if self.normalize:
-            c = c / target.float().pow(2).mean()
+        if style_index is None:
+            style_index = torch.zeros(len(y), dtype=torch.long, device=y.device)
+        content = y.new_zeros((), dtype=torch.float32)
+        style = y.new_zeros((), dtype=torch.float32)
+        for s in style_index.unique().tolist():
+            rows = style_index == s  # (N,) bool
+            share = rows.float().mean()
+            spec = self.styles[s]
+            c = content_loss(features_y[self.content_layer][rows], target[rows])
+            if self.normalize:
+                c = c / target[rows].float().pow(2).mean()
+            content = content + share * spec.content_weight * c
+            mine = {k: features_y[k][rows] for k in spec.layers}
+            style = style + share * spec.style_weight * style_loss(
+                mine, self.targets[s], self.style_weights[s], self.style_statistic
+            )
         terms = {
-            "content_loss": self.content_weight * c,
-            "style_loss": self.style_weight
-            * style_loss(features_y, self.targets, self.style_weights, self.style_statistic),
+            "content_loss": content,
+            "style_loss": style,
             "tv_loss": self.tv_weight * total_variation_loss(y.float()),
         }
         terms["total_loss"] = torch.stack(list(terms.values())).sum()
         return terms
+
+
+class PerceptualLoss(MultiStyleLoss):
+    """The loss for one painting."""
+
+    def __init__(
+        self,
+        loss_net: torch.nn.Module,
+        style_image: torch.Tensor,  # (1, 3, H, W) float 0..255
+        *,
+        content_layer: str,
+        style_layers: dict[str, float],
+        content_weight: float,
+        style_weight: float,
+        tv_weight: float = 0.0,
+        jitter: int = 0,
+        margin: int = 8,
+        style_statistic: str = "gram",
+    ):
+        super().__init__(
+            loss_net,
+            [StyleSpec(style_image, style_layers, style_weight, content_weight)],
+            content_layer=content_layer,
+            tv_weight=tv_weight,
+            jitter=jitter,
+            margin=margin,
+            style_statistic=style_statistic,
+        )

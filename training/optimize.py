@@ -27,7 +27,7 @@ from training import data, losses
 from training.errors import UsageError
 from training.loss_nets import DEFAULTS, LOSS_NETS, build_loss_net
 from training.report import to_uint8_hwc
-from training.train import parse_style_layers
+from training.styles import parse_style_layers
 
 log = logging.getLogger("optimize")
 

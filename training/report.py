@@ -16,11 +16,14 @@ def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def save_samples(model: torch.nn.Module, photos: torch.Tensor, path: Path) -> None:
-    """A grid: the photos on top, the network's outputs below."""
+def save_samples(
+    model: torch.nn.Module, photos: torch.Tensor, path: Path, num_styles: int = 1
+) -> None:
+    """A grid: the photos on top, then a row of the network's outputs per style."""
     device = next(model.parameters()).device
-    stylized = torch.cat([model(p[None].to(device)) for p in photos])
-    rows = [np.concatenate(list(to_uint8_hwc(t)), axis=1) for t in (photos, stylized)]
+    mixes = torch.eye(num_styles, device=device)  # (S, S): each row paints one style
+    stylized = [torch.cat([model(p[None].to(device), mix) for p in photos]) for mix in mixes]
+    rows = [np.concatenate(list(to_uint8_hwc(t)), axis=1) for t in (photos, *stylized)]
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.concatenate(rows, axis=0)).save(path, quality=90)
 

@@ -1,0 +1,83 @@
+"""The bundled paintings: who painted what, and the loss settings each one needs.
+
+A painting's settings override the run's defaults (training.train) and are overridden in turn
+by the command line's explicit flags. Found by training, not guessed: docs/model_card.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Painting:
+    name: str  # file stem in the styles folder and the API's style name
+    title: str
+    artist: str
+    date: str
+    style_size: int | None = None  # the painting's longer side in training, px
+    style_layers: str | None = None  # NAME:W,... taps of the loss network
+    style_weight: float | None = None
+    content_weight: float | None = None
+
+    def loss_overrides(self) -> dict[str, object]:
+        """The TrainConfig fields this painting sets, by name."""
+        own = ("style_size", "style_layers", "style_weight", "content_weight")
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name in own and getattr(self, f.name) is not None
+        }
+
+
+# Public-domain paintings (sources per file in the styles folder's SOURCES.md), in gallery order.
+CATALOG = (
+    Painting("starry_night", "The Starry Night", "Vincent van Gogh", "1889"),
+    Painting("great_wave", "The Great Wave off Kanagawa", "Katsushika Hokusai", "c. 1830-1832"),
+    Painting("the_scream", "The Scream", "Edvard Munch", "1893"),
+    # Kandinsky's and Picabia's planes came back as diagonal bands ~20 px apart at content weight
+    # 4 in 3,000-step single-style networks, and 12 kept the photo under a tint. The shared
+    # network sees ten times the steps; 6 asks for more painting than either.
+    Painting("composition_vii", "Composition VII", "Wassily Kandinsky", "1913", content_weight=6),
+    Painting(
+        "udnie",
+        "Udnie (Young American Girl, The Dance)",
+        "Francis Picabia",
+        "1913",
+        content_weight=6,
+    ),
+    Painting("water_lilies", "Water Lilies", "Claude Monet", "1919"),
+    Painting(
+        "wheat_field_with_cypresses", "Wheat Field with Cypresses", "Vincent van Gogh", "1889"
+    ),
+    # Klimt's flat gold background and Seurat's figures fill the coarse taps' statistics: with
+    # `s32` the network traded the photo for them within 500 steps; without it the photo stayed,
+    # and without `s16` too Seurat's figures stopped being painted over everything. At 512 px the
+    # mosaic and the dots are 1-2 px; at ~1000 px they are strokes (docs/*_painting_size.jpg).
+    Painting(
+        "the_kiss",
+        "The Kiss",
+        "Gustav Klimt",
+        "1907-1908",
+        style_layers="s1:1,s2:1,s4:1,s8:1,s16:1",
+        style_size=1024,
+        style_weight=3,
+        content_weight=12,
+    ),
+    Painting(
+        "grande_jatte",
+        "A Sunday Afternoon on the Island of La Grande Jatte",
+        "Georges Seurat",
+        "1884-1886",
+        style_layers="s1:1,s2:1,s4:1,s8:1",
+        style_size=1000,
+        style_weight=4,
+        content_weight=6,
+    ),
+    Painting(
+        "shipwreck_of_the_minotaur", "The Shipwreck of the Minotaur", "J. M. W. Turner", "c. 1810"
+    ),
+    # The source names no title; SOURCES.md dates it to his Paris cubist period.
+    Painting("mondrian_cubist_composition", "Cubist Composition", "Piet Mondrian", "c. 1912-1914"),
+)
+BY_NAME = {p.name: p for p in CATALOG}
