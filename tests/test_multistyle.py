@@ -216,3 +216,50 @@ def test_precision_auto_is_bf16_only_where_native():
     assert autocast_dtype("auto", cpu) in (None, torch.bfloat16)
     with pytest.raises(UsageError, match="--precision"):
         autocast_dtype("fp8", cpu)
+
+
+def test_add_style_learns_only_its_norms_against_the_frozen_trunk(
+    two_style_run, photo_dir, tmp_path
+):
+    import onnxruntime as ort
+
+    from training import add_style
+    from training.setup import norm_parameters
+
+    painting = tmp_path / "waves.png"
+    yy, xx = np.mgrid[0:80, 0:80]
+    waves = np.stack([128 + 120 * np.sin(xx / 2.0), 60 + 0 * yy, 128 + 120 * np.cos(yy / 3.0)], -1)
+    Image.fromarray(waves.astype(np.uint8)).save(painting)
+    out = tmp_path / "mine"
+    argv = [
+        "--painting", str(painting), "--name", "my_waves", "--data", str(photo_dir),
+        "--out", str(out), "--steps", "5", "--trunk", str(two_style_run / "last.pt"),
+        "--", "--image-size", "64", "--batch-size", "2", "--style-size", "64", "--workers", "0",
+    ]  # fmt: skip
+    assert add_style.main(argv) == 0
+    trunk = checkpoint.load(two_style_run / "last.pt")["model"]
+    learnt = checkpoint.load(out / "runs" / "my_waves" / "last.pt")
+    norms = set(norm_parameters(TransformerNet(ModelConfig(**learnt["model_config"]))))
+    assert learnt["model_config"]["num_styles"] == 1
+    assert [s["name"] for s in learnt["styles"]] == ["my_waves"]
+    for k, v in learnt["model"].items():
+        if k in norms:
+            assert v.shape[0] == 1 and not torch.equal(v[0], trunk[k].mean(0))  # it learnt
+        else:
+            assert torch.equal(v, trunk[k]), k  # frozen
+    model = out / "my_waves.fast.onnx"
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["name"] == "my_waves"
+    assert [i.name for i in session.get_inputs()] == ["image"]  # served like any single style
+
+
+def test_add_style_without_a_multi_style_model_says_what_to_pass(
+    tmp_path, photo_dir, capsys, monkeypatch
+):
+    from training import add_style
+
+    argv = ["--painting", str(tmp_path / "p.png"), "--data", str(photo_dir), "--out", str(tmp_path)]
+    make_painting(32).save(tmp_path / "p.png")
+    monkeypatch.setattr(add_style, "BUNDLED", tmp_path)  # a models folder without one
+    assert add_style.main(argv) == 2
+    assert "--trunk" in capsys.readouterr().err

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shlex
 import signal
 import time
 from contextlib import contextmanager
@@ -52,11 +51,6 @@ def step_loss(run: Run, x: torch.Tensor, style_index: torch.Tensor) -> dict[str,
             loss = F.mse_loss(y.float(), target.float()) / 255.0**2
             return {"distill_loss": loss, "total_loss": loss}
         return run.criterion(y, x, style_index)
-
-
-def resume_command(cfg: TrainConfig) -> str:
-    """The command that continues this run: the same one, since a rerun resumes OUT/last.pt."""
-    return "python -m training.train " + shlex.join(cfg.argv)
 
 
 @contextmanager
@@ -228,7 +222,7 @@ def train(cfg: TrainConfig) -> Path:
         if run.is_main:
             path = save(run, "last.pt")
             log.warning("stopped at step %d; saved %s", run.step, path)
-            print(f"resume with:\n  {resume_command(cfg)}", flush=True)
+            print(f"resume with:\n  {cfg.command}", flush=True)
         raise
     finally:
         torch.set_flush_denormal(False)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Samp
 from training import checkpoint, data, losses, styles
 from training.errors import UsageError
 from training.loss_nets import DEFAULTS, build_loss_net
-from training.model import PRESETS, ModelConfig, TransformerNet
+from training.model import PRESETS, ModelConfig, StyleNorm, TransformerNet
 
 if TYPE_CHECKING:
     from training.train import TrainConfig
@@ -98,6 +98,36 @@ def resume_point(cfg: TrainConfig, out: Path) -> dict | None:
         return checkpoint.load(cfg.resume)
     last = out / "last.pt"
     return checkpoint.load(last) if last.is_file() else None
+
+
+def load_trunk(path: str) -> dict:
+    """A checkpoint, or the checkpoint an exported model carries (export.unpack)."""
+    if path.endswith(".onnx"):
+        from export.unpack import checkpoint_from_onnx  # onnx is only needed for this case
+
+        return checkpoint_from_onnx(Path(path))[1]
+    return checkpoint.load(path)
+
+
+def norm_parameters(model: nn.Module) -> list[str]:
+    """The state-dict names of every StyleNorm's weight and bias: all a style owns."""
+    return [
+        f"{name}.{p}"
+        for name, module in model.named_modules()
+        if isinstance(module, StyleNorm)
+        for p in ("weight", "bias")
+    ]
+
+
+def start_from_trunk(model: TransformerNet, trunk: dict[str, torch.Tensor]) -> None:
+    """The trunk's convolutions, and every style's norms at the mean of the trunk's styles: a
+    neutral start, where each new style then finds its own."""
+    norms = set(norm_parameters(model))
+    state = {
+        k: v.mean(0, keepdim=True).expand_as(model.state_dict()[k]).clone() if k in norms else v
+        for k, v in trunk.items()
+    }
+    model.load_state_dict(state)
 
 
 def check_same_styles(ckpt: dict, entries: list[styles.StyleEntry], where: str) -> None:
@@ -201,10 +231,21 @@ def setup(cfg: TrainConfig) -> Run:
     if ckpt is not None:
         check_same_styles(ckpt, entries, cfg.resume or str(out / "last.pt"))
         model_config = ModelConfig(**ckpt["model_config"])
+    trunk = load_trunk(cfg.trunk) if cfg.trunk else None
+    if trunk is not None and ckpt is None:
+        model_config = dataclasses.replace(
+            ModelConfig(**trunk["model_config"]), num_styles=len(entries)
+        )
     torch.manual_seed(cfg.seed + rank)  # the same initial network whatever the loss net drew
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = TransformerNet(model_config).to(device, memory_format=memory_format)  # type: ignore[call-overload]
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if trunk is not None:
+        if ckpt is None:
+            start_from_trunk(model, trunk["model"])
+        norms = set(norm_parameters(model))
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name in norms)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step = 0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -246,11 +287,16 @@ def setup(cfg: TrainConfig) -> Run:
     total_steps = cfg.steps if cfg.epochs is None else cfg.epochs * len(loader)
     meta = {
         "model_config": model_config.to_dict(),
-        "train_config": dataclasses.asdict(cfg)
-        | {"precision": "bf16" if dtype else "fp32", "argv": None},
+        "train_config": dataclasses.asdict(cfg) | {"precision": "bf16" if dtype else "fp32"},
         "styles": [e.to_dict() for e in entries],
         "loss_net": criterion.loss_net.name,
     } | ({"distilled_from": distilled_from} if distilled_from else {})
+    if trunk is not None:
+        meta["trunk"] = {
+            "styles": [s["name"] for s in trunk["styles"]],
+            "step": trunk["step"],
+            "model_config": trunk["model_config"],
+        }
     return Run(
         cfg=cfg,
         styles=entries,

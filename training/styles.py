@@ -1,6 +1,6 @@
 """Which paintings a run learns, each with its resolved loss settings.
 
-`--style` takes painting files and folders of them. A painting named in training.paintings'
+`--style` takes painting files (NAME=FILE names the style), and folders of them. A painting named in training.paintings'
 CATALOG brings its own settings; the command line's explicit flags win over them, and the loss
 network's defaults fill in the rest. The list's order is the network's style order.
 """
@@ -61,21 +61,24 @@ def sha256_file(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def painting_files(specs: list[str]) -> list[Path]:
-    """--style values, files or folders (their images, sorted by name), in order."""
-    files: list[Path] = []
+def painting_files(specs: list[str]) -> list[tuple[str, Path]]:
+    """(style name, file) for --style values: files (named by their stem, or NAME=FILE) or
+    folders (their images, sorted by name), in order."""
+    files: list[tuple[str, Path]] = []
     for spec in specs:
-        path = Path(spec)
+        name, _, rest = spec.partition("=")
+        named = bool(rest) and name.isidentifier()
+        path = Path(rest if named else spec)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in data.IMAGE_EXTENSIONS)
             if not found:
                 raise UsageError(f"--style {path}: a folder with no images in it")
-            files += found
+            files += [(p.stem, p) for p in found]
         elif path.is_file():
-            files.append(path)
+            files.append((name if named else path.stem, path))
         else:
             raise UsageError(f"--style {path}: no such file or folder")
-    names = [p.stem for p in files]
+    names = [n for n, _ in files]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise UsageError(f"--style: two paintings are named {twice}; style names must differ")
@@ -106,8 +109,8 @@ def resolve(
         "content_weight": defaults.content_weight,
     }
     entries = []
-    for path in painting_files(specs):
-        painting = BY_NAME.get(path.stem)
+    for name, path in painting_files(specs):
+        painting = BY_NAME.get(name)
         own = painting.loss_overrides() if painting else {}
         settings = {k: given[k] if given[k] is not None else own.get(k, fallback[k]) for k in given}
         # normalised spelling, so a checkpoint records what was used
@@ -116,8 +119,8 @@ def resolve(
         )
         entries.append(
             StyleEntry(
-                name=path.stem,
-                title=painting.title if painting else path.stem.replace("_", " ").title(),
+                name=name,
+                title=painting.title if painting else name.replace("_", " ").title(),
                 artist=painting.artist if painting else "unknown",
                 path=str(path),
                 sha256=sha256_file(path),

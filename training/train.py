@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from training.errors import UsageError
 from training.loop import train
@@ -78,10 +79,14 @@ class TrainConfig:
     # the pixel MSE to its output, which teaches a small network (--arch fast) the big one's look
     # in a fraction of the perceptual loss's steps and cost.
     teacher: str | None = None
+    # A trained network (checkpoint or .onnx) whose convolutions this run keeps, frozen: only
+    # the new styles' norm parameters learn, starting from the mean of the trunk's
+    # (training.add_style; Dumoulin et al. 2017, sec. 4).
+    trunk: str | None = None
     # Wall-clock seconds after which training stops and saves as if --steps were reached (a
     # fixed GPU lease); the checkpoint records the steps really done.
     time_budget: float | None = None
-    argv: list[str] = field(default_factory=list)  # the command line, for the resume hint
+    command: str = "python -m training.train"  # what resumes the run (a rerun resumes it)
 
 
 HELP = {
@@ -119,6 +124,7 @@ HELP = {
     "sample_every": "steps between samples/step_N.jpg (also at steps 10, 50 and 200)",
     "resume": "a last.pt to continue from (default: OUT/last.pt when it exists)",
     "teacher": "a trained checkpoint of the same styles to distill from (pixel MSE)",
+    "trunk": "a trained network (checkpoint or .onnx) to keep, frozen, learning only the styles' norm parameters",
     "time_budget": "seconds after which to stop and save",
 }
 
@@ -127,7 +133,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
     for f in dataclasses.fields(TrainConfig):
-        if f.name == "argv":
+        if f.name == "command":
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
@@ -146,7 +152,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             default=default,
             help=HELP[f.name] + ("" if required or default is None else f" (default: {default})"),
         )
-    return TrainConfig(**vars(p.parse_args(argv)), argv=list(argv))
+    return TrainConfig(
+        **vars(p.parse_args(argv)), command="python -m training.train " + shlex.join(argv)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
