@@ -475,3 +475,17 @@ def test_optimize_labels_tell_swept_style_taps_apart():
     a = optimize.Setting("s4", 4.0, 1.0, 512, "s1:1,s2:1")
     b = optimize.Setting("s4", 4.0, 1.0, 512, "s2:1,s4:1")
     assert optimize.label(a) != optimize.label(b)
+
+
+def test_starter_data_is_a_training_set_from_a_fresh_clone(tmp_path):
+    """The quick start's data needs nothing but the repository: generated photos, and the
+    painting a bundled model carries."""
+    from PIL import Image
+
+    from training import starter_data
+
+    assert starter_data.main([str(tmp_path), "--count", "5"]) == 0
+    assert len(data.find_images(tmp_path / "photos")) == 5
+    painting = Image.open(tmp_path / "starry_night.jpg")
+    assert max(painting.size) == 256 and painting.mode == "RGB"
+    assert starter_data.main([str(tmp_path), "--painting", "no_such_style"]) == 2
