@@ -33,15 +33,19 @@ from torch import nn
 from export.painting import painting_props
 from export.parity import ParityError, check_parity, default_photo_dir, format_report
 from export.wrapper import TileStylizer, UInt8Stylizer
+from stylefn.contract import (  # the graph and file names the function reads
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STATS_INPUT,
+    STATS_OUTPUT,
+    TILES_SUFFIX,
+    USE_STATS_INPUT,
+)
 from training.checkpoint import load_model
 from training.errors import UsageError
 
 log = logging.getLogger("export")
 
-INPUT_NAME = "image"
-OUTPUT_NAME = "stylized"
-STATS_INPUT, USE_STATS_INPUT, STATS_OUTPUT = "norm_stats", "use_norm_stats", "norm_stats_out"
-TILES_SUFFIX = ".tiles.onnx"
 DEFAULT_OPSET = 18
 ROOT = Path(__file__).resolve().parents[1]
 

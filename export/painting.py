@@ -16,11 +16,11 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from stylefn.contract import PAINTING_KEY  # the metadata key the function reads
 from training.errors import UsageError
 
 log = logging.getLogger("export")
 
-PAINTING_KEY = "painting_jpeg"  # function/catalog.py reads the same key
 THUMBNAIL_SIDE = 256  # twice a card's width on the page, so it stays sharp on a phone
 QUALITIES = (85, 75, 65)  # the first that fits MAX_BYTES
 MAX_BYTES = 48 * 1024  # of JPEG; every model's metadata is read at start
