@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Attacks on a real server on 127.0.0.1 (issue #15's faults), bounded in time, as a table.
 
-    python benchmarks/attack.py                      # every case, ~1-2 minutes on 2 cores
-    python benchmarks/attack.py --cases slow bombs   # some of: slow, bombs, http, memory
+    python -m benchmarks.attack                      # every case, ~1-2 minutes on 2 cores
+    python -m benchmarks.attack --cases slow bombs   # some of: slow, bombs, http, memory
 
 The script starts the server itself (devtools.server.FunctionServer: gunicorn with
 function/gunicorn.conf.py; MODEL_DIR from --model-dir, default function/models), with
@@ -44,13 +44,12 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.load import RssSampler, mib
+from devtools import bombs
+from devtools.images import make_jpeg
+from devtools.server import FunctionServer
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python benchmarks/attack.py` puts only benchmarks/ on the path
-    sys.path.insert(0, str(ROOT))
-from benchmarks.load import RssSampler, mib  # noqa: E402
-from devtools import bombs  # noqa: E402
-from devtools.images import make_jpeg  # noqa: E402
-from devtools.server import FunctionServer  # noqa: E402
 
 CASES = ("slow", "bombs", "http", "memory")
 ATTACK_ENV = {"HEADER_TIMEOUT_S": "5", "BODY_TIMEOUT_S": "10"}

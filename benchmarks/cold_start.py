@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Cold start: process start to the first answers of a new function server on 127.0.0.1.
 
-    python benchmarks/cold_start.py                 # 5 starts on function/models
-    python benchmarks/cold_start.py --runs 10 --model-dir runs/models
+    python -m benchmarks.cold_start                 # 5 starts on function/models
+    python -m benchmarks.cold_start --runs 10 --model-dir runs/models
 
 Each run starts the function as served (devtools.server.FunctionServer) and,
 from the moment before the spawn, polls every 10 ms: first `GET /healthz` answered 200, then
@@ -22,12 +22,9 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python benchmarks/cold_start.py` puts only benchmarks/ there
-    sys.path.insert(0, str(ROOT))
-from devtools.images import make_jpeg  # noqa: E402
-from devtools.server import MAIN, FunctionServer  # noqa: E402
-from export.onnx_export import style_models  # noqa: E402
+from devtools.images import make_jpeg
+from devtools.server import MAIN, FunctionServer
+from export.onnx_export import style_models
 
 
 def first_ok(call: Callable[[], bool], deadline: float) -> float:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Phone-sized photos through a real server on 127.0.0.1: time and worker memory per request.
 
-    python benchmarks/full_resolution.py                        # 12 and 24 MP, default options
-    python benchmarks/full_resolution.py --stroke-scales 1 0.5 0.25 --iters 3
-    python benchmarks/full_resolution.py --sheet docs/full_resolution.jpg --photo PHOTO.png
+    python -m benchmarks.full_resolution                        # 12 and 24 MP, default options
+    python -m benchmarks.full_resolution --stroke-scales 1 0.5 0.25 --iters 3
+    python -m benchmarks.full_resolution --sheet docs/full_resolution.jpg --photo PHOTO.png
 
 Each photo is a generated JPEG with an EXIF rotation (devtools.images.make_phone_jpeg), sent as
 a raw body like `curl --data-binary`; the answer must be the photo's own upright size. Per case
@@ -32,14 +32,11 @@ import onnxruntime as ort
 import requests
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "function"):  # run as a script: only benchmarks/ is on the path
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-from full_resolution import guided_upsample, render  # noqa: E402
+from devtools.images import make_phone_jpeg
+from devtools.server import FunctionServer
+from stylefn.imaging.full_resolution import guided_upsample, render
 
-from devtools.images import make_phone_jpeg  # noqa: E402
-from devtools.server import FunctionServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = {12: (4032, 3024), 24: (6000, 4000)}  # megapixels -> stored (w, h); upright is (h, w)
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """GPU latency, throughput and cold start of the style networks (finishes in ~2 min on an H100).
 
-    python benchmarks/gpu.py                      # both archs, 512/1024/2048, every variant
-    python benchmarks/gpu.py --sizes 512 --json out/gpu.json
+    python -m benchmarks.gpu                      # both archs, 512/1024/2048, every variant
+    python -m benchmarks.gpu --sizes 512 --json out/gpu.json
 
 PyTorch eager in fp32 (cuDNN uses TF32 for convolutions by default), bf16 autocast, and both in
 channels_last; ONNX Runtime with the CUDA provider (fp32 and fp16 models, plain `run` and IO
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.latency import time_ms
 from training.model import PRESETS, TransformerNet
 
@@ -40,9 +39,7 @@ VARIANTS = {  # name: (dtype for autocast or None, memory format)
 
 # Only what serving one image from a checkpoint needs: no benchmark modules, no requests.
 COLD_START = """
-import sys
 import torch
-sys.path.insert(0, {root!r})
 from training.model import PRESETS, TransformerNet
 net = TransformerNet(PRESETS[{arch!r}])
 net.load_state_dict(torch.load({weights!r}, map_location="cpu", weights_only=True))
@@ -133,10 +130,9 @@ def bench_ort(arch: str, sizes: list[int], warmup: int, iters: int, workdir: Pat
 def cold_start(arch: str, workdir: Path) -> dict:
     """A new process that imports torch, builds the network, loads its weights from disk and
     stylizes one image; the weights are written first, outside the timing."""
-    root = str(Path(__file__).resolve().parents[1])
     weights = workdir / f"{arch}.weights.pt"
     torch.save(TransformerNet(PRESETS[arch]).state_dict(), weights)
-    script = COLD_START.format(root=root, arch=arch, weights=str(weights))
+    script = COLD_START.format(arch=arch, weights=str(weights))
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", script], check=True)
     return {"arch": arch, "cold_start_s": time.perf_counter() - t0}

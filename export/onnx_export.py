@@ -31,17 +31,23 @@ import torch
 
 from export.painting import painting_props
 from export.parity import ParityError, check_parity, default_photo_dir, format_report
-from export.wrapper import STYLE_WEIGHTS_INPUT, TileStylizer, UInt8Stylizer
+from export.wrapper import TileStylizer, UInt8Stylizer
+from stylefn.contract import (  # the graph and file names the function reads
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STATS_INPUT,
+    STATS_OUTPUT,
+    STYLE_WEIGHTS_INPUT,
+    STYLES_KEY,
+    TILES_SUFFIX,
+    USE_STATS_INPUT,
+)
 from training.checkpoint import load_model
 from training.errors import UsageError
 from training.model import TransformerNet
 
 log = logging.getLogger("export")
 
-INPUT_NAME = "image"
-OUTPUT_NAME = "stylized"
-STATS_INPUT, USE_STATS_INPUT, STATS_OUTPUT = "norm_stats", "use_norm_stats", "norm_stats_out"
-TILES_SUFFIX = ".tiles.onnx"
 DEFAULT_OPSET = 18
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +63,6 @@ def project_version() -> str:
 # weights) come from its entry in the checkpoint's `styles`.
 RUN_LOSS_SETTINGS = ("content_layer", "style_statistic", "tv_weight", "loss_jitter", "loss_margin")
 STYLE_LOSS_SETTINGS = ("content_weight", "style_layers", "style_weight", "style_size")
-STYLES_KEY = "styles"  # a multi-style model's ordered style list, JSON
 
 
 def loss_settings(train_cfg: dict, style: dict) -> str:

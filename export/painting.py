@@ -16,11 +16,11 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from stylefn.contract import PAINTING_KEY, style_painting_key  # the keys the function reads
 from training.errors import UsageError
 
 log = logging.getLogger("export")
 
-PAINTING_KEY = "painting_jpeg"  # function/catalog.py reads the same key
 THUMBNAIL_SIDE = 256  # twice a card's width on the page, so it stays sharp on a phone
 QUALITIES = (85, 75, 65)  # the first that fits MAX_BYTES
 MAX_BYTES = 48 * 1024  # of JPEG; every model's metadata is read at start
@@ -62,11 +62,6 @@ def check_painting(path: Path, expected_sha256: str) -> None:
         )
 
 
-def style_key(name: str) -> str:
-    """A multi-style model's thumbnail of style `name`."""
-    return f"{PAINTING_KEY}:{name}"
-
-
 def find_by_hash(candidates: list[Path], sha256: str) -> Path | None:
     return next((p for p in candidates if p.is_file() and sha256_file(p) == sha256), None)
 
@@ -76,7 +71,7 @@ def painting_props(meta: dict, painting: Path | None) -> dict[str, str]:
 
     A single-style model's (PAINTING_KEY) comes from `painting` (checked against the
     checkpoint's style image hash), else from the image the checkpoint was trained on if that
-    path is on this machine and unchanged. A multi-style model's (style_key(name)) come from
+    path is on this machine and unchanged. A multi-style model's (style_painting_key(name)) come from
     the images in the folder `painting` whose hashes match, else from the paths the checkpoint
     names. What cannot be found is left out, with a warning."""
     styles = meta["styles"]
@@ -93,7 +88,7 @@ def painting_props(meta: dict, painting: Path | None) -> dict[str, str]:
         if found is None:
             missing.append(style["name"])
             continue
-        key = PAINTING_KEY if len(styles) == 1 else style_key(style["name"])
+        key = PAINTING_KEY if len(styles) == 1 else style_painting_key(style["name"])
         props[key] = painting_thumbnail(found)
     if missing:
         log.warning(

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import torch
 from PIL import Image, ImageOps
 
-from export.wrapper import STYLE_WEIGHTS_INPUT
+from stylefn.contract import STYLE_WEIGHTS_INPUT
 
 log = logging.getLogger(__name__)
 

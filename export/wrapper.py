@@ -15,10 +15,6 @@ from torch import nn
 
 from training.model import StyleNorm, TakesStyle
 
-# A multi-style graph's second input: float (S,), the weight of each style (function/ sends a
-# mix that sums to 1); a single-style graph has none.
-STYLE_WEIGHTS_INPUT = "style_weights"
-
 
 class _Statistics:
     """What every SharedNorm of one forward pass reads and writes."""

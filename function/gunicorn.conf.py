@@ -6,7 +6,7 @@ devtools/server.py for tests and benchmarks):
 gunicorn, as `functions-framework` runs it, but with settings we own: that command sets no read
 timeout anywhere and no bound on the request line (`limit_request_line=0`: a 32 MiB URL took
 70 s to parse), and its gthread worker gives every slow client a thread. Here the worker is
-http_worker.HardenedThreadWorker: requests are read whole without a thread, with timeouts
+stylefn.http.worker.HardenedThreadWorker: requests are read whole without a thread, with timeouts
 (HEADER_TIMEOUT_S, BODY_TIMEOUT_S), and what the HTTP layer refuses is answered with the API's
 JSON errors. Any setting can still be overridden on the command line (`--threads 8`).
 """
@@ -20,12 +20,16 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:  # the function's modules, as functions-framework adds them
+# function/ on the path, as functions-framework puts it: wsgi.py, and the stylefn package where
+# it is not installed (the containers copy function/ to /app and install only its requirements).
+if str(HERE) not in sys.path:
     sys.path.append(str(HERE))
 
-import json_logs  # noqa: E402
 from gunicorn import glogging  # type: ignore[import-untyped]  # noqa: E402
-from http_worker import LIMIT_REQUEST_LINE, HardenedThreadWorker  # noqa: E402
+
+from stylefn.http.framing import LIMIT_REQUEST_LINE  # noqa: E402
+from stylefn.http.worker import HardenedThreadWorker  # noqa: E402
+from stylefn.ops import logs  # noqa: E402
 
 wsgi_app = "wsgi:app"  # functions-framework's app for FUNCTION_TARGET in FUNCTION_SOURCE
 bind = [f"{os.environ.get('HOST') or '0.0.0.0'}:{os.environ.get('PORT') or '8080'}"]
@@ -50,11 +54,11 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL") or "warning"
 
 class JsonLogger(glogging.Logger):
     """gunicorn's own messages (worker start and exit, errors) as JSON lines on stdout, like
-    every other line the function writes (json_logs.py)."""
+    every other line the function writes (stylefn/ops/logs.py)."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        handler = json_logs.json_handler()
+        handler = logs.json_handler()
         handler._gunicorn = True  # type: ignore[attr-defined]  # gunicorn's mark for its own
         self.error_log.handlers[:] = [handler]
 
@@ -74,5 +78,5 @@ def when_ready(server: Any) -> None:
 
 
 def _server_log() -> logging.Logger:
-    json_logs.configure()  # a stand-in function (tests) may not have configured the loggers
+    logs.configure()  # a stand-in function (tests) may not have configured the loggers
     return logging.getLogger("server")

@@ -218,7 +218,8 @@ ensure_service_account() {
 stage_context() {
   mkdir -p "$1/infra"
   cp "$REPO_ROOT/pyproject.toml" "$1/"
-  tar -C "$REPO_ROOT" --exclude=__pycache__ --exclude='*.pyc' -cf - training export | tar -C "$1" -xf -
+  tar -C "$REPO_ROOT" --exclude=__pycache__ --exclude='*.pyc' -cf - training export \
+    function/stylefn/__init__.py function/stylefn/contract.py | tar -C "$1" -xf -
   cp "$SCRIPT_DIR/train_job.sh" "$SCRIPT_DIR/_common.sh" "$1/infra/"
   # gcloud builds submit --tag takes no build args: write the torch choice into the ARG lines.
   sed -e "s|^ARG TORCH_INDEX=.*|ARG TORCH_INDEX=$TORCH_INDEX|" -e "s|^ARG TORCH_SPEC=.*|ARG TORCH_SPEC=$TORCH_SPEC|" \
@@ -236,7 +237,7 @@ build_image() {
   local context
   if [[ "$DRY_RUN" == 1 ]]; then
     context="BUILD_CONTEXT"
-    echo "# BUILD_CONTEXT: a temporary directory holding pyproject.toml, training/, export/, infra/train_job.sh, infra/_common.sh and infra/Dockerfile.train as Dockerfile"
+    echo "# BUILD_CONTEXT: a temporary directory holding pyproject.toml, training/, export/, function/stylefn/contract.py, infra/train_job.sh, infra/_common.sh and infra/Dockerfile.train as Dockerfile"
   else
     context="$(mktemp -d)"
     # shellcheck disable=SC2064  # expand now: the path is fixed

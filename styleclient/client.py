@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-# The API's request options (function/params.py FIELDS; tests/test_client.py keeps them equal).
+# The API's request options (function/stylefn/http/options.py FIELDS; tests/test_client.py keeps them equal).
 OPTIONS = (
     "style",
     "arch",

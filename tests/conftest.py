@@ -23,8 +23,6 @@ from devtools.server import function_server
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_DIR = ROOT / "function"
-if str(FUNCTION_DIR) not in sys.path:
-    sys.path.append(str(FUNCTION_DIR))  # as functions-framework does for function/main.py
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

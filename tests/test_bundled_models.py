@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from inference import StyleRegistry
 from PIL import Image
 
+from stylefn.styles.registry import StyleRegistry
 from tests.conftest import make_photo
 
 MODELS = Path(__file__).resolve().parents[1] / "function" / "models"

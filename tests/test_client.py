@@ -160,7 +160,7 @@ def test_library_stylizes_bytes_and_lists_styles(live_server, photo_dir):
 
 
 def test_the_client_has_every_request_option_the_api_has():
-    from params import FIELDS  # function/params.py; conftest puts function/ on the path
+    from stylefn.http.options import FIELDS
 
     assert sorted(OPTIONS) == sorted(FIELDS)
     args = build_parser().parse_args(["photo.jpg"])

@@ -4,19 +4,16 @@ API answering a phone photo at its own size."""
 from __future__ import annotations
 
 import io
-import sys
 
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import FUNCTION_DIR, decoded
+from conftest import decoded
 from PIL import Image, ImageDraw
 
 from devtools.images import make_phone_jpeg, make_photo
-
-sys.path.insert(0, str(FUNCTION_DIR))
-import full_resolution
-import tiling
+from stylefn.imaging import full_resolution
+from stylefn.styles import tiling
 
 
 def session(path) -> ort.InferenceSession:

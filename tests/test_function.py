@@ -363,7 +363,8 @@ def test_an_unreadable_model_is_refused_at_start(make_client, model_dir, tmp_pat
 def test_metadata_is_read_without_onnx_or_a_session(model_dir):
     """The start-up reader agrees with the onnx package on every field."""
     import onnx
-    from onnx_metadata import read_metadata
+
+    from stylefn.styles.metadata import read_metadata
 
     for path in sorted(model_dir.glob("*.onnx")):
         expected = {p.key: p.value for p in onnx.load(str(path)).metadata_props}

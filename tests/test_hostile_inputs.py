@@ -362,7 +362,7 @@ NOT_FOUND = [
 ]  # fmt: skip
 
 # Decoder bombs (issue #15): small uploads whose decoding costs far out of proportion to their
-# size, refused from their structure before Pillow sees them (function/image_checks.py).
+# size, refused from their structure before Pillow sees them (function/stylefn/imaging/checks.py).
 TOO_COMPLEX = [
     ("jpeg-progressive-scans-x1000-147kB", raw(bombs.progressive_scan_bomb(1000), "image/jpeg")),  # 8 s to decode
     ("jpeg-progressive-38-scans-16MP", raw(bombs.progressive_scan_bomb(28), "image/jpeg")),
@@ -791,7 +791,7 @@ ENCODED = [
 
 @pytest.mark.parametrize("fmt,options", ENCODED, ids=[f"{f}-{o}" for f, o in ENCODED])
 def test_every_file_pillow_writes_passes_the_structure_checks(fmt, options):
-    from image_checks import check_structure
+    from stylefn.imaging.checks import check_structure
 
     photo = make_photo(1200, 800, seed=4)
     check_structure(encode(photo.convert("P") if fmt == "GIF" else photo, fmt, **options))

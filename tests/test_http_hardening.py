@@ -15,17 +15,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import deadlines  # function/ is on the path (tests/conftest.py), as the server has it
 import pytest
 import requests
-from admission import Admission, Overloaded
-from http_framing import RequestFraming, Verdict
-from imaging import decode_image
 
 from benchmarks.attack import Table, http_cases, parse_answer, run_memory, run_slow, send_raw
 from devtools import bombs
 from devtools.images import make_jpeg
 from devtools.server import FunctionServer
+from stylefn.http.framing import RequestFraming, Verdict
+from stylefn.imaging.decode import decode_image
+from stylefn.ops import deadlines
+from stylefn.ops.admission import Admission, Overloaded
 
 MAX_REQUEST_BYTES = 200_000
 LIMITS = {

@@ -1,22 +1,21 @@
-"""Tests for function/imaging.py; all images are built in memory (with Pillow, or PNG by hand)."""
+"""Tests for stylefn/imaging (decode, encode); all images are built in memory (with Pillow, or
+PNG by hand). Each refusal is checked twice: imaging's own exception, and what a client sees for
+it (stylefn/http/error_map.py)."""
 
 import io
 import struct
-import sys
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-FUNCTION_DIR = str(Path(__file__).resolve().parents[1] / "function")
-if FUNCTION_DIR not in sys.path:
-    sys.path.insert(0, FUNCTION_DIR)
-
-from errors import ApiError  # noqa: E402
-from imaging import MEDIA_TYPES, DecodedImage, decode_image, encode_image  # noqa: E402
+from stylefn.http.error_map import api_error
+from stylefn.http.errors import ApiError
+from stylefn.imaging.decode import DecodedImage, decode_image
+from stylefn.imaging.encode import MEDIA_TYPES, encode_image
+from stylefn.imaging.errors import ImageTooLarge, InvalidImage, UnsupportedOutput
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -25,6 +24,11 @@ def save(img: Image.Image, fmt: str, **kwargs) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kwargs)
     return buf.getvalue()
+
+
+def api(raised: pytest.ExceptionInfo) -> ApiError:
+    """The API's error for an exception imaging raised."""
+    return api_error(raised.value, request_id="test", max_request_bytes=1)
 
 
 def decode(data: bytes, max_pixels: int = 16_000_000, max_side: int = 4096) -> DecodedImage:
@@ -223,19 +227,19 @@ def test_exif_orientation_with_downscale():
 def test_huge_declared_png_is_refused_fast(max_pixels):
     data = png_by_hand(50_000, 50_000, 8, 2, b"\x00" * 16)
     start = time.perf_counter()
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(ImageTooLarge) as e:
         decode(data, max_pixels=max_pixels)
     assert time.perf_counter() - start < 1.0
-    assert e.value.status == 413 and e.value.code == "image_too_large"
+    assert api(e).status == 413 and api(e).code == "image_too_large"
     assert "2,500,000,000 pixels" in e.value.message and "Resize" in e.value.message
 
 
 def test_pixel_limit_is_checked_before_decoding():
     # The header says 3000x3000 but the data is junk: decoding first would give a 400.
     data = png_by_hand(3000, 3000, 8, 2, b"\x00" * 16)
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(ImageTooLarge) as e:
         decode(data, max_pixels=1_000_000)
-    assert e.value.status == 413
+    assert api(e).status == 413
     assert "3000x3000" in e.value.message and "1,000,000" in e.value.message
 
 
@@ -244,9 +248,9 @@ def test_pixel_limit_boundary():
         100,
         100,
     )
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(ImageTooLarge) as e:
         decode(save(Image.new("RGB", (100, 101)), "PNG"), max_pixels=10_000)
-    assert e.value.code == "image_too_large"
+    assert api(e).code == "image_too_large"
 
 
 @pytest.mark.parametrize(
@@ -317,9 +321,9 @@ def truncated(fmt: str) -> bytes:
     ],
 )
 def test_bad_input_is_invalid_image(data):
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(InvalidImage) as e:
         decode(data)
-    assert e.value.status == 400 and e.value.code == "invalid_image"
+    assert api(e).status == 400 and api(e).code == "invalid_image"
     assert "JPEG, PNG, WebP, GIF, BMP or TIFF" in e.value.message
 
 
@@ -378,17 +382,17 @@ def test_quality_is_used(fmt):
 
 @pytest.mark.parametrize("fmt", ["gif", "JPEG", "jpg", ""])
 def test_unknown_format_is_invalid_parameter(rgb, fmt):
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(UnsupportedOutput) as e:
         encode_image(rgb, None, fmt, 90)
-    assert e.value.status == 400 and e.value.code == "invalid_parameter"
+    assert api(e).status == 400 and api(e).code == "invalid_parameter"
     assert all(name in e.value.message for name in ("jpeg", "png", "webp"))
 
 
 @pytest.mark.parametrize("quality", [0, 101, 50.5, True])
 def test_bad_quality_is_invalid_parameter(rgb, quality):
-    with pytest.raises(ApiError) as e:
+    with pytest.raises(UnsupportedOutput) as e:
         encode_image(rgb, None, "jpeg", quality)
-    assert e.value.code == "invalid_parameter"
+    assert api(e).code == "invalid_parameter"
 
 
 @pytest.mark.parametrize(

@@ -613,7 +613,7 @@ def test_train_records_the_whole_pipeline(gcloud, painting, tmp_path):
     image = flag(build["argv"], "--tag")
     assert image == f"us-central1-docker.pkg.dev/{PROJECT}/styleserve/styleserve-train:t1"
     assert {"Dockerfile", "pyproject.toml", "infra/train_job.sh", "infra/_common.sh", "training/train.py",
-            "export/onnx_export.py"} <= set(build["context"])  # fmt: skip
+            "export/onnx_export.py", "function/stylefn/contract.py"} <= set(build["context"])  # fmt: skip
 
     assert deploy[3] == "styleserve-train"
     assert flag(deploy, "--image") == image.removesuffix(":t1") + "@" + DIGEST
@@ -989,3 +989,36 @@ def test_smoke_passes_against_real_function(tmp_path):
     with function_server(main, tmp_path / "server.log", env, 120, cwd=main.parent) as url:
         result = smoke(url)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cpu", "Dockerfile.train"])
+def test_dockerfile_copies_what_exists_and_is_not_ignored(dockerfile):
+    """Every COPY source is in the repository and not excluded by the file's .dockerignore
+    (built from the repository root), so a moved file fails here, not in Cloud Build."""
+    import fnmatch
+
+    rules = []
+    for line in (INFRA / f"{dockerfile}.dockerignore").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            rules.append((line.startswith("!"), line.lstrip("!")))
+
+    def ignored(path: str) -> bool:
+        verdict = False
+        parts = path.split("/")
+        for keep, pattern in rules:
+            prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+            if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or pattern == "**":
+                verdict = not keep
+        return verdict
+
+    copies = [
+        line.split()[1:-1]
+        for line in (INFRA / dockerfile).read_text().splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    ]
+    assert copies
+    for sources in copies:
+        for source in sources:
+            assert (REPO / source).exists(), f"{dockerfile}: COPY {source}: no such path"
+            assert not ignored(source.rstrip("/")), f"{dockerfile}: COPY {source} is ignored"

@@ -134,7 +134,7 @@ def test_decoded_pixels_in_flight_are_bounded(make_client):
 
 
 def test_the_default_pixel_bound_comes_from_the_memory_limit(make_client):
-    import memory
+    from stylefn.ops import memory
 
     admission = make_client().module.instance().admission
     assert admission.max_inflight_pixels == memory.default_inflight_pixels(40_000_000)

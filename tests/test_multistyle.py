@@ -139,8 +139,8 @@ def test_one_onnx_file_paints_every_style_and_a_mix(two_style_run, two_paintings
     import onnxruntime as ort
 
     from export import unpack
-    from export.onnx_export import STYLES_KEY, tiles_path, write_model
-    from export.painting import style_key
+    from export.onnx_export import tiles_path, write_model
+    from stylefn.contract import STYLES_KEY, style_painting_key
 
     out = tmp_path / "two.fast.onnx"
     report = write_model(two_style_run / "last.pt", out, painting=two_paintings)
@@ -152,7 +152,9 @@ def test_one_onnx_file_paints_every_style_and_a_mix(two_style_run, two_paintings
     listed = json.loads(meta[STYLES_KEY])
     assert [s["name"] for s in listed] == ["stripes", "noise"]
     assert listed[0]["loss_settings"]["content_weight"] == 2.0
-    assert meta[style_key("stripes")] and meta[style_key("noise")]  # both thumbnails
+    assert (
+        meta[style_painting_key("stripes")] and meta[style_painting_key("noise")]
+    )  # both thumbnails
     image = np.random.default_rng(1).integers(0, 256, (1, 40, 52, 3), dtype=np.uint8)
     first, second, half = (
         session.run(None, {"image": image, "style_weights": np.array(w, np.float32)})[0]

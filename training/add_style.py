@@ -18,6 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from stylefn.contract import STYLES_KEY, TILES_SUFFIX
 from training.checkpoint import load
 from training.errors import UsageError
 from training.train import parse_args, train
@@ -37,10 +38,10 @@ def bundled_trunk() -> Path:
     import onnx  # the export extra's; only read here, for the metadata
 
     for path in sorted(BUNDLED.glob("*.onnx")):
-        if path.name.endswith(".tiles.onnx"):
+        if path.name.endswith(TILES_SUFFIX):
             continue
         props = {p.key for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        if "styles" in props:
+        if STYLES_KEY in props:
             return path
     raise UsageError(
         f"no multi-style model in {BUNDLED}; pass --trunk with a multi-style checkpoint "

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from stylefn.contract import PAINTING_KEY, TILES_SUFFIX, style_painting_key
 from training.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "function" / "models"
-PAINTING_KEY = "painting_jpeg"
 
 
 def photo(seed: int, width: int = 384, height: int = 288) -> Image.Image:
@@ -52,11 +52,11 @@ def bundled_painting(name: str, models: Path = MODELS) -> bytes:
     import onnx  # the train extra's
 
     for path in sorted(models.glob("*.onnx")):
-        if path.name.endswith(".tiles.onnx"):
+        if path.name.endswith(TILES_SUFFIX):
             continue
         props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-        if props.get(f"{PAINTING_KEY}:{name}"):  # a multi-style model's
-            return base64.b64decode(props[f"{PAINTING_KEY}:{name}"])
+        if props.get(style_painting_key(name)):  # a multi-style model's
+            return base64.b64decode(props[style_painting_key(name)])
         if props.get("name") == name and props.get(PAINTING_KEY):
             return base64.b64decode(props[PAINTING_KEY])
     raise UsageError(f"no model in {models} carries the painting {name!r}")

@@ -18,17 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from config import ARCHS
-from onnx_metadata import read_metadata
+from stylefn.contract import ARCHS, PAINTING_KEY, TILES_SUFFIX
+from stylefn.styles.metadata import read_metadata
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
 PREFERRED_DEFAULT = "starry_night"
-# NAME.ARCH.tiles.onnx beside a model: the same network for painting in tiles (tiling.py).
-TILES_SUFFIX = ".tiles.onnx"
-# Metadata entry: base64 JPEG of the painting, embedded at export (export/painting.py).
-PAINTING_KEY = "painting_jpeg"
 
 
 class UnknownStyle(LookupError):
@@ -62,7 +58,7 @@ class ArchUnavailable(LookupError):
 @dataclass(eq=False)
 class Model:
     """One ONNX file: one style in one arch. `session` is set once, fully built, on first use
-    (inference.StyleRegistry.session); until then it is None."""
+    (registry.StyleRegistry.session); until then it is None."""
 
     name: str
     arch: str

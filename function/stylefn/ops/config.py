@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# The network architectures a model's `arch` metadata may name (training.model.PRESETS), in the
-# order /styles lists them: johnson is the full network, fast the light one for CPU serving.
-ARCHS = ("johnson", "fast")
+from stylefn.contract import ARCHS
+
+# function/, as the containers copy it to /app: the bundled models/ and the page's static/.
+FUNCTION_DIR = Path(__file__).resolve().parents[2]
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
@@ -60,7 +60,7 @@ class Config:
     def from_env(cls) -> Config:
         origins = os.environ.get("CORS_ORIGINS", "")
         return cls(
-            model_dir=Path(os.environ.get("MODEL_DIR") or HERE / "models"),
+            model_dir=Path(os.environ.get("MODEL_DIR") or FUNCTION_DIR / "models"),
             default_style=os.environ.get("DEFAULT_STYLE") or None,
             default_arch=_choice("DEFAULT_ARCH", ARCHS),
             max_request_bytes=_int("MAX_REQUEST_BYTES", 20 * 1024 * 1024),

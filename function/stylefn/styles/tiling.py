@@ -2,7 +2,7 @@
 
 Instance norm normalises each feature map by its own mean and variance, so tiles painted on
 their own would each get their own contrast and colour cast, and the seams would show. The
-tile graph (export/wrapper.py TileStylizer, NAME.ARCH.tiles.onnx) takes the statistics to use
+tile graph (export/wrapper.py TileStylizer, contract.TILES_SUFFIX) takes the statistics to use
 instead: they are computed once, on the whole image shrunk to one run's size, and every tile
 is painted with them. Tiles overlap by MARGIN pixels on each side, more than the network's
 receptive field reaches in practice, and only each tile's core is kept.
@@ -17,8 +17,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from stylefn.contract import INPUT_NAME, OUTPUT_NAME, STATS_INPUT, STATS_OUTPUT, USE_STATS_INPUT
+
 MARGIN = 96  # px of context on each side of a tile's core; a multiple of every arch's stride
-STATS_INPUT, USE_STATS_INPUT, STATS_OUTPUT = "norm_stats", "use_norm_stats", "norm_stats_out"
 
 
 def tiles(height: int, width: int, max_pixels: int) -> list[tuple[slice, slice]]:
@@ -52,7 +53,7 @@ def norm_statistics(session: ort.InferenceSession, rgb: np.ndarray, max_pixels: 
     (stats,) = session.run(
         [STATS_OUTPUT],
         {
-            "image": rgb[None],
+            INPUT_NAME: rgb[None],
             STATS_INPUT: np.zeros((2, size), np.float32),
             USE_STATS_INPUT: np.zeros((), np.float32),
         },
@@ -71,7 +72,7 @@ def paint_in_tiles(
 
     `stats` (2, S) are the statistics to paint with; by default norm_statistics at the same
     budget. Painting with the statistics of the whole, unshrunk image gives what one run
-    would, to float rounding (tests/test_tiling.py)."""
+    would, to float rounding (tests/test_full_resolution.py)."""
     h, w = rgb.shape[:2]
     if stats is None:
         stats = norm_statistics(session, rgb, max_pixels)
@@ -81,7 +82,7 @@ def paint_in_tiles(
         y0, x0 = max(0, rows.start - MARGIN), max(0, cols.start - MARGIN)
         y1, x1 = min(h, rows.stop + MARGIN), min(w, cols.stop + MARGIN)
         tile = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-        (painted,) = session.run(["stylized"], {"image": tile[None], **feeds})
+        (painted,) = session.run([OUTPUT_NAME], {INPUT_NAME: tile[None], **feeds})
         out[rows, cols] = painted[
             0, rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0
         ]

@@ -1,5 +1,5 @@
 """Where an HTTP/1.1 request ends, judged from its bytes as they arrive, so the server can read a
-whole request without a thread (http_worker.py) and give it to gunicorn's parser only once it is
+whole request without a thread (worker.py) and give it to gunicorn's parser only once it is
 all there. No sockets here: bytes in, a verdict out.
 
 This is framing, not validation. Whatever this module cannot frame with certainty (a repeated or
@@ -16,6 +16,8 @@ import enum
 import string
 
 _HEX = frozenset(string.hexdigits.encode())
+LIMIT_REQUEST_LINE = 8190  # gunicorn's limit_request_line (gunicorn.conf.py); the URL's bound
+MAX_HEADER_BYTES = 65536  # the request line and headers together
 MAX_CHUNK_LINE = 8190  # a chunk-size line with extensions; gunicorn's limit_request_field_size
 
 

@@ -8,13 +8,14 @@ import os
 import threading
 from collections.abc import Callable
 
-import memory
 import numpy as np
-from admission import Admission
-from catalog import Model
-from config import Config
-from inference import CUDA, StyleRegistry
-from web import Thumbnails
+
+from stylefn.ops import memory
+from stylefn.ops.admission import Admission
+from stylefn.ops.config import Config
+from stylefn.styles.catalog import Model
+from stylefn.styles.registry import CUDA, StyleRegistry
+from stylefn.styles.thumbnails import Thumbnails
 
 
 class Instance:
@@ -28,7 +29,7 @@ class Instance:
         # Runs beyond this wait; on CPU one run already uses every core. Known only now: the
         # registry's first session settles the provider.
         runs = config.max_concurrent_runs or (2 if self.registry.provider == CUDA else 1)
-        # Pixels in flight: what the instance's memory holds (memory.py), unless configured.
+        # Pixels in flight: what the instance's memory holds (ops/memory.py), unless configured.
         pixels = config.max_inflight_pixels or memory.default_inflight_pixels(config.max_pixels)
         self.admission = Admission(runs, config.max_queued_requests, config.queue_timeout_s, pixels)
         self.thumbnails = Thumbnails(self.registry.get, self.stylize)

@@ -2,8 +2,8 @@
 decoding costs far more than their size (a small progressive JPEG whose scans repeat a thousand
 times, an RLE BMP that Pillow expands in pure Python) or that flood Pillow with objects
 (millions of empty JPEG segments, GIF comment blocks or PNG chunks, thousands of TIFF tags, a
-million TIFF strips) are refused with 422 image_too_complex. Pillow has no limit of its own on
-any of these.
+million TIFF strips) are refused with ImageTooComplex (the API's 422 image_too_complex). Pillow
+has no limit of its own on any of these.
 
 Each check walks only the file's structure (segment headers, chunk lengths, block sizes) and
 stops at its limit, so the check itself is bounded: a few milliseconds for a 20 MB file. Limits
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import struct
 
-from errors import image_too_complex as too_complex
+from stylefn.imaging.errors import ImageTooComplex
 
 # JPEG: libjpeg's progressive script writes 10 scans (6 for greyscale), mozjpeg and Photoshop
 # fewer; each scan walks every 8x8 block of its components again. Measured on this project's
@@ -58,7 +58,7 @@ _JPEG_SOF = frozenset(
 
 
 def check_structure(data: bytes) -> None:
-    """Raise image_too_complex (422) when decoding `data` would cost out of proportion to its
+    """Raise ImageTooComplex when decoding `data` would cost out of proportion to its
     size; anything else (other formats, damage) is left to the decoder."""
     if data.startswith(b"\xff\xd8"):
         _check_jpeg(data)
@@ -89,7 +89,7 @@ def _check_jpeg(data: bytes) -> None:
             continue
         segments += 1
         if segments > MAX_JPEG_SEGMENTS:
-            raise too_complex(
+            raise ImageTooComplex(
                 f"The JPEG has more than {MAX_JPEG_SEGMENTS:,} segments (metadata, tables) "
                 "before its end. Strip its metadata (e.g. exiftool -all= photo.jpg) or re-save "
                 "it, and try again."
@@ -104,7 +104,7 @@ def _check_jpeg(data: bytes) -> None:
         scans += 1
         limit = min(MAX_JPEG_SCANS, max(MIN_JPEG_SCANS, MAX_JPEG_SCAN_PIXELS // max(pixels, 1)))
         if scans > limit:
-            raise too_complex(
+            raise ImageTooComplex(
                 f"The JPEG has more than {limit:,} scans for its {pixels:,} pixels; each scan "
                 "is decoded over the whole image again. Re-save it as a baseline "
                 "(non-progressive) JPEG, or as a standard progressive one, and try again."
@@ -122,7 +122,7 @@ def _check_png(data: bytes) -> None:
         length, kind = struct.unpack_from(">I4s", data, pos)
         chunks += 1
         if chunks > limit:
-            raise too_complex(
+            raise ImageTooComplex(
                 f"The PNG has more than {limit:,} chunks for its {len(data):,} bytes. Re-save "
                 "it (any editor writes a few large chunks) and try again."
             )
@@ -142,7 +142,7 @@ def _check_gif(data: bytes) -> None:
         while pos < len(data) and data[pos]:
             blocks += 1
             if blocks > MAX_GIF_BLOCKS:
-                raise too_complex(
+                raise ImageTooComplex(
                     f"The GIF has more than {MAX_GIF_BLOCKS:,} extension blocks (comments, "
                     "application data) before its first frame. Re-save it without metadata "
                     "and try again."
@@ -162,7 +162,7 @@ def _check_tiff(data: bytes) -> None:
     except struct.error:
         return  # truncated: the decoder refuses it
     if tags > MAX_TIFF_TAGS:
-        raise too_complex(
+        raise ImageTooComplex(
             f"The TIFF's first directory has {tags:,} tags, over the limit of {MAX_TIFF_TAGS:,}. "
             "Re-save it (or convert it to PNG) and try again."
         )
@@ -173,7 +173,7 @@ def _check_tiff(data: bytes) -> None:
         except struct.error:
             return
         if tag in _TIFF_OFFSETS and values > MAX_TIFF_STRIPS:
-            raise too_complex(
+            raise ImageTooComplex(
                 f"The TIFF's first image is in {values:,} strips or tiles, over the limit of "
                 f"{MAX_TIFF_STRIPS:,}. Re-save it with larger strips (or convert it to PNG) and "
                 "try again."
@@ -189,7 +189,7 @@ def _check_bmp(data: bytes) -> None:
     width, height, _, _, compression = struct.unpack_from("<iiHHI", data, 18)
     pixels = abs(width * height)
     if compression in (1, 2) and pixels > MAX_RLE_BMP_PIXELS:  # BI_RLE8, BI_RLE4
-        raise too_complex(
+        raise ImageTooComplex(
             f"The BMP is RLE-compressed and {abs(width)}x{abs(height)} pixels; RLE BMPs are "
             f"decoded slowly and limited to {MAX_RLE_BMP_PIXELS:,} pixels. Convert it to PNG "
             "and try again."

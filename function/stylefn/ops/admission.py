@@ -8,8 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import deadlines
-import memory
+from stylefn.ops import deadlines, memory
 
 
 class Overloaded(RuntimeError):

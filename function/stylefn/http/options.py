@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config import ARCHS
-from errors import invalid_parameter
-from imaging import MEDIA_TYPES
+from stylefn.contract import ARCHS
+from stylefn.http.errors import invalid_parameter
+from stylefn.imaging.encode import MEDIA_TYPES
 
 FIELDS = (
     "style",

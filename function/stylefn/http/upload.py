@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
-from errors import ApiError, invalid_image, invalid_parameter
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from stylefn.http.errors import ApiError, invalid_image, invalid_parameter
 
 RAW_IMAGE_TYPES = {
     "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp", "image/gif",
@@ -22,7 +23,7 @@ RAW_IMAGE_TYPES = {
 @dataclass(frozen=True)
 class Upload:
     image: bytes
-    fields: dict[str, Any]  # option name -> value, not yet validated (params.parse_options)
+    fields: dict[str, Any]  # option name -> value, not yet validated (options.parse_options)
     as_json: bool  # the answer is JSON (the request was), else the image bytes
 
 

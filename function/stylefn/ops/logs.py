@@ -7,8 +7,9 @@ import logging
 import sys
 import traceback
 
-# "inference" logs session builds and the CUDA fallback; "stylize" is the request log (the HTTP
-# layer's refusals too, http_worker.py); "server" is the server's start (gunicorn.conf.py).
+# "inference" logs session builds and the CUDA fallback (styles/registry.py); "stylize" is the
+# request log (the HTTP layer's refusals too, http/worker.py); "server" is the server's start
+# (gunicorn.conf.py).
 LOGGER_NAMES = ("stylize", "inference", "server")
 
 

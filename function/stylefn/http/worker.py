@@ -1,4 +1,4 @@
-"""The gunicorn worker the function is served with (gunicorn.conf.py): gunicorn's threaded
+"""The gunicorn worker the function is served with (function/gunicorn.conf.py): gunicorn's threaded
 worker, except that each request is read whole by the worker's event loop before a thread takes
 it, and that what the HTTP layer refuses is answered with the API's JSON errors.
 
@@ -6,7 +6,7 @@ Why: gunicorn's gthread worker gives a connection a thread as soon as its first 
 and the thread then blocks on the socket until the headers and the body are in, with no read
 timeout. Measured: 16 connections sending at one byte a second (twice the 8 threads) left every
 other client without an answer for 25 s and more. Here the event loop reads every connection
-without blocking (http_framing.py says when a request is complete), drops one whose headers or
+without blocking (framing.py says when a request is complete), drops one whose headers or
 body do not arrive in time (HEADER_TIMEOUT_S, BODY_TIMEOUT_S: 408), bounds the request bytes it
 holds (MAX_BUFFERED_BYTES: 503), and only then hands the request to a thread, whose reads are
 served from memory. A slow client costs a socket and its buffered bytes, never a thread.
@@ -15,8 +15,6 @@ served from memory. A slow client costs a socket and its buffered bytes, never a
 from __future__ import annotations
 
 import contextlib
-import http
-import json
 import logging
 import selectors
 import socket
@@ -27,103 +25,20 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import memory
-from config import Config
-from errors import (
-    BAD_HTTP,
-    ApiError,
-    headers_too_large,
-    invalid_request,
-    overloaded,
-    payload_too_large,
-    request_timeout,
-    uri_too_long,
-)
-from gunicorn.http import errors as http_errors  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-untyped]
-from http_framing import RequestFraming, Verdict
 
-LOG = logging.getLogger("stylize")  # the request log (json_logs.py)
+from stylefn.http.error_map import framing_error, parse_error
+from stylefn.http.errors import ApiError, internal, overloaded, request_timeout
+from stylefn.http.framing import LIMIT_REQUEST_LINE, MAX_HEADER_BYTES, RequestFraming, Verdict
+from stylefn.http.refusals import log_refusal, request_line_parts, response_bytes
+from stylefn.ops import memory
+from stylefn.ops.config import Config
 
-LIMIT_REQUEST_LINE = 8190  # gunicorn's limit_request_line (gunicorn.conf.py); the URL's bound
-MAX_HEADER_BYTES = 65536  # the request line and headers together
+LOG = logging.getLogger("stylize")  # the request log (ops/logs.py)
+
 IO_TIMEOUT_S = 30.0  # a thread's socket reads and writes, once the request is in memory
 RECV_BYTES = 256 * 1024
 TRIM_AFTER_BYTES = 1 << 20
-
-# gunicorn's parse errors, in words for the message (never the client's bytes).
-_PARSE_ERRORS: list[tuple[type[Exception], str]] = [
-    (http_errors.InvalidRequestLine, "a malformed request line"),
-    (http_errors.InvalidRequestMethod, "an unsupported method"),
-    (http_errors.InvalidHTTPVersion, "an unsupported HTTP version"),
-    (http_errors.InvalidHeaderName, "a header name with invalid characters"),
-    (http_errors.ObsoleteFolding, "a folded header line"),
-    (http_errors.InvalidHeader, "a malformed, repeated or contradictory header"),
-    (http_errors.UnsupportedTransferCoding, "an unsupported Transfer-Encoding"),
-    (http_errors.InvalidChunkSize, "a malformed chunk size in the chunked body"),
-    (http_errors.ChunkMissingTerminator, "a chunk without its CRLF in the chunked body"),
-    (http_errors.InvalidChunkExtension, "a malformed chunk extension in the chunked body"),
-    (http_errors.ParseException, "a request gunicorn could not parse"),
-]
-
-
-def http_error(exc: BaseException) -> ApiError | None:
-    """The API's error for what gunicorn's parser refused; None when it is not the client's."""
-    if isinstance(exc, http_errors.LimitRequestLine):
-        return uri_too_long(LIMIT_REQUEST_LINE)
-    if isinstance(exc, http_errors.LimitRequestHeaders):
-        return headers_too_large(MAX_HEADER_BYTES)
-    if isinstance(exc, http_errors.ExpectationFailed):
-        return ApiError(
-            417,
-            "expectation_failed",
-            "Only 'Expect: 100-continue' is supported. Leave the Expect header out.",
-        )
-    if isinstance(exc, (http_errors.InvalidResponseHeader, http_errors.InvalidResponseHeaderName)):
-        return None  # the application's header: a bug, not the client's
-    for kind, detail in _PARSE_ERRORS:
-        if isinstance(exc, kind):
-            return invalid_request(BAD_HTTP.format(detail=detail))
-    return None
-
-
-def response_bytes(error: ApiError, request_id: str) -> bytes:
-    """A complete HTTP/1.1 response carrying `error` as the API's JSON; the connection closes."""
-    body = json.dumps(error.to_json()).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Content-Length": str(len(body)),
-        "Connection": "close",
-        "X-Request-Id": request_id,
-        "X-Content-Type-Options": "nosniff",
-        "Server-Timing": "total;dur=0.0",
-        **error.headers,
-    }
-    head = f"HTTP/1.1 {error.status} {http.HTTPStatus(error.status).phrase}\r\n"
-    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return head.encode("latin-1") + b"\r\n" + body
-
-
-def log_refusal(error: ApiError, request_id: str, client: Any, method: str, path: str) -> None:
-    """The request log's line for a request the HTTP layer answered (the function never saw it)."""
-    LOG.log(
-        logging.WARNING if error.status >= 500 else logging.INFO,
-        f"{method[:20] or '-'} {path[:200] or '-'} {error.status}",
-        extra={
-            "fields": {
-                "status": error.status,
-                "error": error.code,
-                "request_id": request_id,
-                "client": client[0] if isinstance(client, tuple) else str(client),
-                "layer": "http",
-            }
-        },
-    )
-
-
-def _method_and_path(request_line: bytes) -> tuple[str, str]:
-    method, _, rest = request_line.decode("latin-1").partition(" ")
-    return method, rest.rpartition(" ")[0] or rest
 
 
 @dataclass
@@ -224,15 +139,8 @@ class HardenedThreadWorker(ThreadWorker):
             return False
         if verdict is Verdict.READY:
             self._dispatch(reading)
-        elif verdict is Verdict.LINE_TOO_LONG:
-            self._refuse(reading, uri_too_long(LIMIT_REQUEST_LINE))
-        elif verdict is Verdict.HEADERS_TOO_LARGE:
-            self._refuse(reading, headers_too_large(MAX_HEADER_BYTES))
-        elif verdict is Verdict.BODY_TOO_LARGE:
-            self._refuse(reading, payload_too_large(self.limits.max_request_bytes))
         else:
-            detail = "a malformed chunk in the chunked body"
-            self._refuse(reading, invalid_request(BAD_HTTP.format(detail=detail)))
+            self._refuse(reading, framing_error(verdict, self.limits.max_request_bytes))
         return True
 
     def _stop_reading(self, reading: _Reading) -> None:
@@ -258,7 +166,7 @@ class HardenedThreadWorker(ThreadWorker):
         with contextlib.suppress(OSError):
             reading.conn.sock.send(response_bytes(error, request_id))
         line = bytes(reading.framing.data[:300]).split(b"\r\n", 1)[0]
-        log_refusal(error, request_id, reading.conn.client, *_method_and_path(line))
+        log_refusal(error, request_id, reading.conn.client, *request_line_parts(line))
         self._close(reading)
 
     def _close(self, reading: _Reading) -> None:
@@ -321,15 +229,10 @@ class HardenedThreadWorker(ThreadWorker):
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         """What gunicorn's parser refused, as the API's JSON (gunicorn's own page is HTML)."""
         request_id = uuid.uuid4().hex
-        error = http_error(exc)
+        error = parse_error(exc)
         if error is None:  # a bug, not the client's: logged with its trace, like the function's
             LOG.error("internal error", exc_info=exc, extra={"fields": {"request_id": request_id}})
-            error = ApiError(
-                500,
-                "internal",
-                f"Internal error; it has been logged as request {request_id}. Retry, and report "
-                "the request id if it persists.",
-            )
+            error = internal(request_id)
         with contextlib.suppress(OSError):
             client.sendall(response_bytes(error, request_id))
-        log_refusal(error, request_id, addr, *_method_and_path(self._thread.request_line))
+        log_refusal(error, request_id, addr, *request_line_parts(self._thread.request_line))

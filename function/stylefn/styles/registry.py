@@ -3,7 +3,7 @@ on first use, the default one warmed at start. Pure numpy in and out; no HTTP he
 
 The registry reads every model's metadata at start (catalog.py), without a session, and builds
 each model's session on its first use, once per process. Sessions are shared by all request
-threads (ONNX Runtime's `run` is thread-safe); how many runs execute at once is admission.py's
+threads (ONNX Runtime's `run` is thread-safe); how many runs execute at once is ops/admission.py's
 business, not this module's.
 """
 
@@ -17,13 +17,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-import deadlines
 import numpy as np
 import onnxruntime as ort
-from catalog import Model, Style, choose_default_style, find_model, load_catalog, model_paths
-from tiling import paint_in_tiles
 
-log = logging.getLogger(__name__)
+from stylefn.contract import INPUT_NAME, OUTPUT_NAME
+from stylefn.ops import deadlines
+from stylefn.styles.catalog import (
+    Model,
+    Style,
+    choose_default_style,
+    find_model,
+    load_catalog,
+    model_paths,
+)
+from stylefn.styles.tiling import paint_in_tiles
+
+log = logging.getLogger("inference")  # a name ops/logs.py configures
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -136,7 +145,7 @@ class StyleRegistry:
         self.session(self.get(self.default))
         self.default_arch = self._configured_arch or ARCH_FOR_PROVIDER[self.provider]
         model = self.get(self.default)
-        self.session(model).run(None, {"image": np.zeros(WARM_UP_SHAPE, np.uint8)})
+        self.session(model).run(None, {INPUT_NAME: np.zeros(WARM_UP_SHAPE, np.uint8)})
 
     def get(self, name: str | None, arch: str | None = None) -> Model:
         """The model for a request (None: the default style; the style's default arch).
@@ -204,5 +213,5 @@ class StyleRegistry:
         tiles = self.tiles_session(model) if h * w > budget else None
         if tiles is not None:
             return paint_in_tiles(tiles, rgb, max_pixels=budget)
-        (out,) = self.session(model).run(["stylized"], {"image": rgb[None]})
+        (out,) = self.session(model).run([OUTPUT_NAME], {INPUT_NAME: rgb[None]})
         return out[0]

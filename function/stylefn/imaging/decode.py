@@ -1,5 +1,5 @@
-"""Image decode/encode for the API, bytes to uint8 arrays and back, and the pixel math done on
-the stylized result (colour preservation, strength). Pure functions, no HTTP."""
+"""Decoding an upload: bytes to an upright uint8 RGB array (and its alpha), within the limits on
+pixels and decoding time. Pure functions, no HTTP: refusals are imaging/errors.py's."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import deadlines
 import numpy as np
-from errors import ApiError, image_too_large, invalid_image, invalid_parameter
-from image_checks import check_structure
 from PIL import ExifTags, Image, ImageFile, ImageOps
+
+from stylefn.imaging.checks import check_structure
+from stylefn.imaging.errors import ImageTooLarge, ImagingError, InvalidImage
+from stylefn.ops import deadlines
 
 # Pillow format names we open; everything else (SVG, PDF, ICO, ...) is refused up front.
 # Multi-picture phone JPEGs open through the JPEG plugin and report source_format "MPO".
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
-MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 _SEND = "Send a complete JPEG, PNG, WebP, GIF, BMP or TIFF file."
 _T = TypeVar("_T")
@@ -34,7 +34,7 @@ DECODE_BLOCK = 4096
 
 # Pillow warns about every damaged TIFF tag or EXIF entry, each with its own text, so a file of
 # 5,000 broken tags wrote 10,000 lines to stderr. A damaged image still decodes, or fails with
-# invalid_image; the warnings carry nothing for the log.
+# InvalidImage; the warnings carry nothing for the log.
 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
@@ -62,7 +62,7 @@ class _GuardedBytes(io.BytesIO):
 
 def probe_pixels(data: bytes, *, max_pixels: int) -> int:
     """The image's pixel count, from its header alone, after the checks decode_image makes
-    before decoding (the same ApiErrors): what admission weighs a request by."""
+    before decoding (the same refusals): what admission weighs a request by."""
 
     def pixels() -> int:
         w, h = _open(data, max_pixels, lambda: None).size
@@ -74,10 +74,10 @@ def probe_pixels(data: bytes, *, max_pixels: int) -> int:
 def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> DecodedImage:
     """Decode an upload, refusing images over `max_pixels` and shrinking ones over `max_side`.
 
-    Every failure the client can cause becomes an ApiError: invalid_image (400) for anything
-    that is not a complete image in ACCEPTED_FORMATS, image_too_large (413) for too many pixels,
-    image_too_complex (422) for one whose decoding would cost out of proportion to its size
-    (image_checks.py). Inside a request (deadlines.limit) a decode that outlasts
+    Every failure the client can cause is an ImagingError: InvalidImage for anything that is
+    not a complete image in ACCEPTED_FORMATS, ImageTooLarge for too many pixels,
+    ImageTooComplex for one whose decoding would cost out of proportion to its size
+    (checks.py). Inside a request (deadlines.limit) a decode that outlasts
     DECODE_DEADLINE_S is abandoned with deadlines.DeadlineExceeded.
     """
     if max_pixels < 1 or max_side < 1:
@@ -86,13 +86,13 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> DecodedImage
 
 
 def _guarded(data: bytes, max_pixels: int, work: Callable[[], _T]) -> _T:
-    """`work` on the upload, with every exception Pillow can raise turned into the API's."""
+    """`work` on the upload, with every exception Pillow can raise turned into ours."""
     if not data:
-        raise invalid_image(f"The image is empty. {_SEND}")
+        raise InvalidImage(f"The image is empty. {_SEND}")
     try:
         check_structure(data)  # a few ms for 20 MB; probe_pixels and decode_image both check
         return work()
-    except (ApiError, deadlines.DeadlineExceeded):
+    except (ImagingError, deadlines.DeadlineExceeded):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         # Pillow's own guard (Image.MAX_IMAGE_PIXELS) fires inside Image.open, before our check
@@ -100,11 +100,11 @@ def _guarded(data: bytes, max_pixels: int, work: Callable[[], _T]) -> _T:
         m = re.search(r"\((\d+) pixels\)", str(e))
         size = f"{int(m.group(1)):,} pixels" if m else "too many pixels"
         limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)  # whichever guard is lower
-        raise image_too_large(_too_large_message(size, limit)) from e
+        raise ImageTooLarge(_too_large_message(size, limit)) from e
     except Image.UnidentifiedImageError as e:
-        raise invalid_image(_UNRECOGNISED) from e
+        raise InvalidImage(_UNRECOGNISED) from e
     except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
-        raise invalid_image(_CORRUPT) from e
+        raise InvalidImage(_CORRUPT) from e
 
 
 def _open(data: bytes, max_pixels: int, guard: Callable[[], None]) -> ImageFile.ImageFile:
@@ -112,7 +112,7 @@ def _open(data: bytes, max_pixels: int, guard: Callable[[], None]) -> ImageFile.
     img = Image.open(_GuardedBytes(data, guard), formats=ACCEPTED_FORMATS)
     w, h = img.size
     if w * h > max_pixels:
-        raise image_too_large(_too_large_message(f"{w}x{h} ({w * h:,} pixels)", max_pixels))
+        raise ImageTooLarge(_too_large_message(f"{w}x{h} ({w * h:,} pixels)", max_pixels))
     img.decodermaxblock = DECODE_BLOCK
     return img
 
@@ -172,67 +172,3 @@ def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
         img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
     mode = "RGBA" if img.has_transparency_data else "RGB"  # LA, PA, RGBA, P/L/RGB with tRNS
     return img if img.mode == mode else img.convert(mode)
-
-
-# The longest side each output format can hold (WebP's is 16383 px; JPEG's 65535 is above
-# MAX_IMAGE_SIDE's default).
-MAX_ENCODABLE_SIDE = {"webp": 16383}
-
-
-def check_encodable(width: int, height: int, fmt: str) -> None:
-    """Refuse, before any work, a result the format cannot hold (a wide panorama as WebP)."""
-    limit = MAX_ENCODABLE_SIDE.get(fmt)
-    if limit is not None and max(width, height) > limit:
-        raise invalid_parameter(
-            f"The result would be {width}x{height}, and {fmt} holds at most {limit} px a side. "
-            f"Ask for format=jpeg or png, or for max_size={limit} or less."
-        )
-
-
-def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str, quality: int) -> bytes:
-    """Encode to `fmt` ("jpeg", "png" or "webp"); png/webp keep alpha, jpeg flattens onto white.
-
-    `quality` must be 1..100 for every format (so a bad request fails the same way whatever the
-    format), but only jpeg and webp use it; png is lossless.
-    """
-    if fmt not in MEDIA_TYPES:
-        raise invalid_parameter(f"format must be one of jpeg, png, webp; got {fmt!r}.")
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise invalid_parameter(f"quality must be an integer from 1 to 100; got {quality!r}.")
-    if not (rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.size):
-        raise ValueError(
-            f"rgb must be a non-empty (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}"
-        )
-    if alpha is not None and not (alpha.dtype == np.uint8 and alpha.shape == rgb.shape[:2]):
-        raise ValueError(
-            f"alpha must be a {rgb.shape[:2]} uint8 array, got {alpha.shape} {alpha.dtype}"
-        )
-    img = Image.fromarray(np.ascontiguousarray(rgb))
-    if alpha is not None:
-        img.putalpha(Image.fromarray(alpha))
-        if fmt == "jpeg":  # no alpha channel: flatten onto white, as viewers show transparency
-            img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
-    buf = io.BytesIO()
-    if fmt == "jpeg":
-        img.save(buf, "JPEG", quality=quality)
-    elif fmt == "png":
-        img.save(buf, "PNG", compress_level=1)  # far faster than the default 6; latency matters
-    else:
-        img.save(buf, "WEBP", quality=quality)
-    return buf.getvalue()
-
-
-def transfer_luminance(original: np.ndarray, stylized: np.ndarray) -> np.ndarray:
-    """The original's colours with the stylized image's luminance (Gatys et al. 2016, "Preserving
-    color in neural artistic style transfer"): Y from `stylized`, Cb and Cr from `original`."""
-    y, _, _ = Image.fromarray(stylized).convert("YCbCr").split()
-    _, cb, cr = Image.fromarray(original).convert("YCbCr").split()
-    return np.asarray(Image.merge("YCbCr", (y, cb, cr)).convert("RGB"))
-
-
-def blend(original: np.ndarray, stylized: np.ndarray, strength: float) -> np.ndarray:
-    """Linear mix: 0 gives the original back, 1 the full style."""
-    if strength >= 1.0:
-        return stylized
-    mixed = original.astype(np.float32) * (1.0 - strength) + stylized.astype(np.float32) * strength
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)

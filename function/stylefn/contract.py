@@ -1,0 +1,55 @@
+"""The contract between export/ (which writes the model files) and this package (which serves
+them), defined once: export/onnx_export.py and export/painting.py import these names, and
+tests/test_contract.py checks a real export against what the function reads.
+
+No imports beyond the standard library: the training image (infra/Dockerfile.train) copies this
+file alone, without the function's dependencies.
+"""
+
+from __future__ import annotations
+
+# The style model's graph: `image` uint8 (N, H, W, 3) RGB in, `stylized` uint8 (N, H, W, 3) out.
+INPUT_NAME = "image"
+OUTPUT_NAME = "stylized"
+
+# NAME.ARCH.tiles.onnx beside a model: the same network for painting in tiles. Besides `image`
+# it takes the instance-norm statistics to use, float (2, S), and whether to use them, float ();
+# it returns the statistics it computed, float (N, 2, S).
+TILES_SUFFIX = ".tiles.onnx"
+STATS_INPUT = "norm_stats"
+USE_STATS_INPUT = "use_norm_stats"
+STATS_OUTPUT = "norm_stats_out"
+
+# A multi-style graph (one network, several styles: conditional instance norm) also takes the
+# weight of each style, float (S,), in the order its STYLES_KEY metadata lists them; the function
+# sends a mix that sums to 1. A single-style graph has no such input.
+STYLE_WEIGHTS_INPUT = "style_weights"
+# Metadata entry of a multi-style model: JSON list of its styles in order, each {name, title,
+# artist, style_image_sha256, loss_settings}.
+STYLES_KEY = "styles"
+
+# The network architectures a model's `arch` metadata may name (training.model.PRESETS), in the
+# order /styles lists them: johnson is the full network, fast the light one for CPU serving.
+ARCHS = ("johnson", "fast")
+
+# Metadata entry: base64 JPEG of the painting's thumbnail, embedded at export. A multi-style
+# model has one per style, under style_painting_key(name).
+PAINTING_KEY = "painting_jpeg"
+
+
+def style_painting_key(name: str) -> str:
+    return f"{PAINTING_KEY}:{name}"
+
+
+# The metadata_props entries the function reads (styles/catalog.py), besides PAINTING_KEY, which
+# is optional. A model without `arch` is a johnson one (exported before `fast` existed).
+METADATA_KEYS = (
+    "name",
+    "arch",
+    "title",
+    "artist",
+    "precision",
+    "training_steps",
+    "loss_net",
+    "image_size",
+)
