@@ -100,6 +100,30 @@ def model_dir(tiny_checkpoint, photo_dir, style_path, tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def multi_model_dir(photo_dir, tmp_path_factory) -> Path:
+    """A folder with one multi-style model, `duo.fast.onnx`: styles "waves" and "checks" in one
+    tiny fast network (conditional instance norm), exported with parity by our own code."""
+    from export.onnx_export import write_model
+    from training.train import TrainConfig, train
+
+    paintings = tmp_path_factory.mktemp("duo_paintings")
+    make_painting().save(paintings / "waves.png")
+    checks = (np.indices((96, 96)).sum(0) // 12 % 2 * 200 + 30).astype(np.uint8)
+    Image.fromarray(np.stack([checks, 255 - checks, checks // 2], -1)).save(
+        paintings / "checks.png"
+    )
+    cfg = TrainConfig(
+        style=[str(paintings / "waves.png"), str(paintings / "checks.png")], data=str(photo_dir),
+        out=str(tmp_path_factory.mktemp("duo_run")), steps=10, batch_size=2, image_size=64,
+        style_size=96, workers=0, checkpoint_every=1000, sample_every=1000, arch="fast",
+        base_channels=4, residual_blocks=1, lr=1e-2,
+    )  # fmt: skip
+    d = tmp_path_factory.mktemp("multi_models")
+    write_model(train(cfg), d / "duo.fast.onnx", name="duo", painting=paintings)
+    return d
+
+
 # --- real servers on 127.0.0.1 ----------------------------------------------------------------
 
 

@@ -44,15 +44,15 @@ def test_function_finds_the_tile_graph_and_painting(exported):
     (style,) = catalog.load_catalog([path]).values()
     model = style.models[contract.ARCHS[0]]
     assert model.tiles_path == exported / ("stripes" + contract.TILES_SUFFIX)
-    assert model.painting is not None and model.painting.jpeg.startswith(b"\xff\xd8")
+    assert style.painting is not None and style.painting.jpeg.startswith(b"\xff\xd8")
 
 
 def test_function_runs_both_graphs_by_the_contracts_names(exported):
     registry = StyleRegistry(exported)
-    model = registry.get("stripes")
+    choice = registry.get("stripes")
     rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), np.uint8)
-    assert registry.stylize(model, rgb).shape == rgb.shape
-    tiles = ort.InferenceSession(str(model.tiles_path), providers=["CPUExecutionProvider"])
+    assert registry.stylize(choice, rgb).shape == rgb.shape
+    tiles = ort.InferenceSession(str(choice.model.tiles_path), providers=["CPUExecutionProvider"])
     assert tiling.paint_in_tiles(tiles, rgb, max_pixels=32 * 32).shape == rgb.shape
 
 

@@ -57,10 +57,11 @@ def test_cuda_fallback_serves_on_the_cpu(model_dir, cuda_reported, caplog):
     assert registry.default_arch == "fast"  # resolved again once the provider was settled
     warnings = [r.getMessage() for r in caplog.records if "CUDA" in r.getMessage()]
     assert warnings == ["CUDA provider unavailable; running on CPU"]  # once, not per model
-    model = registry.get("dots")  # a second session: CPU straight away
+    choice = registry.get("dots")  # a second session: CPU straight away
     rgb = np.zeros((24, 32, 3), np.uint8)
-    assert registry.stylize(model, rgb).shape == rgb.shape
-    assert model.session is not None and model.session.get_providers()[0] == CPU
+    assert registry.stylize(choice, rgb).shape == rgb.shape
+    session = choice.model.session
+    assert session is not None and session.get_providers()[0] == CPU
 
 
 @pytest.mark.filterwarnings(ASKED_FOR_CUDA)

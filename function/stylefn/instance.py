@@ -13,7 +13,7 @@ import numpy as np
 from stylefn.ops import memory
 from stylefn.ops.admission import Admission
 from stylefn.ops.config import Config
-from stylefn.styles.catalog import Model
+from stylefn.styles.mix import Choice
 from stylefn.styles.registry import CUDA, StyleRegistry
 from stylefn.styles.thumbnails import Thumbnails
 
@@ -34,12 +34,12 @@ class Instance:
         self.admission = Admission(runs, config.max_queued_requests, config.queue_timeout_s, pixels)
         self.thumbnails = Thumbnails(self.registry.get, self.stylize)
 
-    def stylize(self, model: Model, rgb: np.ndarray) -> np.ndarray:
-        """Run `model` under an inference slot. Its session is built (on first use) before
-        taking a slot: a build does not hold up other models' runs."""
-        self.registry.session(model)
+    def stylize(self, choice: Choice, rgb: np.ndarray) -> np.ndarray:
+        """Paint with `choice` under an inference slot. Its session is built (on first use)
+        before taking a slot: a build does not hold up other models' runs."""
+        self.registry.session(choice.model)
         with self.admission.run_slot():
-            return self.registry.stylize(model, rgb)
+            return self.registry.stylize(choice, rgb)
 
 
 class PerProcess:

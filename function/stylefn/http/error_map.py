@@ -30,6 +30,7 @@ from stylefn.imaging.errors import (
 from stylefn.ops.admission import Overloaded
 from stylefn.ops.deadlines import DeadlineExceeded
 from stylefn.styles.catalog import ArchUnavailable, UnknownStyle
+from stylefn.styles.mix import Unmixable
 
 NOT_FOUND_HINT = "Use POST / (or /stylize), GET /styles, GET /healthz."
 
@@ -81,6 +82,14 @@ def api_error(e: Exception, *, request_id: str, max_request_bytes: int) -> ApiEr
             f"Style {e.style!r} has no {e.arch!r} model; it has {', '.join(e.available)}. Ask "
             f"for one of those, or leave out arch to get {e.default} (GET /styles lists each "
             "style's archs).",
+        )
+    if isinstance(e, Unmixable):
+        named = ", ".join(f"{style} ({network})" for style, network in e.networks.items())
+        return ApiError(
+            400,
+            "invalid_parameter",
+            f"The styles {named} belong to different networks and cannot be mixed. Mix only "
+            "styles of one network: GET /styles lists each style's mixable_with.",
         )
     if isinstance(e, Overloaded):
         return overloaded(str(e))

@@ -10,6 +10,7 @@ from typing import Any
 from stylefn.contract import ARCHS
 from stylefn.http.errors import invalid_parameter
 from stylefn.imaging.encode import MEDIA_TYPES
+from stylefn.styles.mix import BadMix, Mix, parse_mix
 
 FIELDS = (
     "style",
@@ -28,7 +29,7 @@ _FALSE = ("0", "false", "no", "off", "")
 
 @dataclass(frozen=True)
 class Options:
-    style: str | None = None  # None: the instance's default style
+    style: Mix | None = None  # a name or a mix of one network's styles; None: the default
     arch: str | None = None  # None: the style's default arch (DEFAULT_ARCH, else by provider)
     strength: float = 1.0
     # How large the strokes are relative to the image: 1 paints them as on a 1024 px result
@@ -78,9 +79,19 @@ def parse_options(values: Mapping[str, Any], *, max_image_side: int) -> Options:
     opts: dict[str, Any] = {}
     if "style" in values:
         style = values["style"]
-        if not isinstance(style, str):
-            raise invalid_parameter(f"style must be a string; got {type(style).__name__}.")
-        opts["style"] = style.strip() or None
+        if not isinstance(style, (str, dict)):
+            raise invalid_parameter(
+                f"style must be a style name or a mix; got {type(style).__name__}."
+            )
+        if style if isinstance(style, dict) else style.strip():
+            try:
+                opts["style"] = parse_mix(style)
+            except BadMix as e:
+                raise invalid_parameter(
+                    f"style must be a style name, or a mix of styles with weights (0 or more, "
+                    f"normalised to sum to 1) such as starry_night:0.6,the_scream:0.4 (in JSON "
+                    f'also {{"starry_night": 0.6, "the_scream": 0.4}}): {e}.'
+                ) from None
     if "arch" in values:
         arch = values["arch"]
         arch = arch.strip().lower() if isinstance(arch, str) else arch

@@ -18,7 +18,7 @@ from stylefn.imaging.decode import decode_image, probe_pixels
 from stylefn.imaging.encode import MEDIA_TYPES, check_encodable, encode_image
 from stylefn.imaging.full_resolution import render
 from stylefn.imaging.pixels import blend, transfer_luminance
-from stylefn.styles.catalog import Model
+from stylefn.styles.mix import Choice
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Stylized:
     body: bytes
     format: str
     as_json: bool  # answer with JSON holding base64 (the request was JSON), else the bytes
-    model: Model
+    choice: Choice  # the model, and the mix of its styles
     width: int
     height: int
     paint_size: tuple[int, int]  # (w, h) the network painted at (full_resolution.paint_size)
@@ -50,20 +50,20 @@ class Stylized:
                 format=self.format,
                 width=self.width,
                 height=self.height,
-                style=self.model.name,
-                arch=self.model.arch,
+                style=self.choice.mix.label,
+                arch=self.choice.model.arch,
                 timings_ms=timings_ms,
             )
         else:
             response = flask.Response(self.body, mimetype=MEDIA_TYPES[self.format])
-        response.headers["X-Style-Model"] = self.model.key
+        response.headers["X-Style-Model"] = self.choice.key
         response.headers["X-Painted-Size"] = self.painted
         return response
 
     def log_fields(self) -> dict[str, Any]:
         return {
-            "style": self.model.name,
-            "arch": self.model.arch,
+            "style": self.choice.mix.label,
+            "arch": self.choice.model.arch,
             "input_bytes": self.input_bytes,
             "width": self.width,
             "height": self.height,
@@ -78,7 +78,7 @@ def stylize(ctx: Context, request: flask.Request) -> Stylized:
     upload = read_upload(request, config.max_request_bytes)
     opts = parse_options(upload.fields, max_image_side=config.max_image_side)
     current = ctx.instance()
-    model = current.registry.get(opts.style, opts.arch)
+    choice = current.registry.get(opts.style, opts.arch)
     # A bounded number of requests past this point (MAX_QUEUED_REQUESTS beyond the running
     # ones), and of their pixels (MAX_INFLIGHT_PIXELS), so a burst cannot hold unbounded
     # decoded images; the rest wait a bounded time or get 503.
@@ -98,9 +98,9 @@ def stylize(ctx: Context, request: flask.Request) -> Stylized:
 
         out, paint_size = render(
             decoded.rgb,
-            lambda rgb: current.stylize(model, rgb),
+            lambda rgb: current.stylize(choice, rgb),
             stroke_scale=opts.stroke_scale,
-            max_paint_pixels=current.registry.max_paint_pixels(model),
+            max_paint_pixels=current.registry.max_paint_pixels(choice.model),
             finish=finish,
         )
         t2 = time.perf_counter()
@@ -109,6 +109,6 @@ def stylize(ctx: Context, request: flask.Request) -> Stylized:
     h, w = decoded.rgb.shape[:2]
     timings = {"decode": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "encode": (t3 - t2) * 1e3}
     return Stylized(
-        body, opts.format, upload.as_json, model, w, h, paint_size, len(upload.image),
+        body, opts.format, upload.as_json, choice, w, h, paint_size, len(upload.image),
         decoded.source_format, timings,
     )  # fmt: skip

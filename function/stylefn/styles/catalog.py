@@ -1,8 +1,9 @@
 """The catalog of models: which styles exist, in which archs, from each file's metadata alone.
 
 A style comes in up to one model per arch (`NAME.onnx`, johnson, and `NAME.fast.onnx`, fast:
-both with metadata name=NAME). Nothing here builds a session or imports onnxruntime, so the
-catalog is safe to read before gunicorn forks its worker.
+both with metadata name=NAME). A multi-style model (one network, several styles; its metadata
+lists them under STYLES_KEY) serves each of its styles. Nothing here builds a session or
+imports onnxruntime, so the catalog is safe to read before gunicorn forks its worker.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from stylefn.contract import ARCHS, PAINTING_KEY, TILES_SUFFIX
+from stylefn.contract import ARCHS, PAINTING_KEY, STYLES_KEY, TILES_SUFFIX, style_painting_key
 from stylefn.styles.metadata import read_metadata
 
 if TYPE_CHECKING:
@@ -57,16 +59,34 @@ class ArchUnavailable(LookupError):
 
 @dataclass(eq=False)
 class Model:
-    """One ONNX file: one style in one arch. `session` is set once, fully built, on first use
-    (registry.StyleRegistry.session); until then it is None."""
+    """One ONNX file: one style, or several (`listed`), in one arch. `session` is set once,
+    fully built, on first use (registry.StyleRegistry.session); until then it is None."""
 
     name: str
     arch: str
     path: Path
     metadata: dict[str, str]
+    # A multi-style model's styles, in its graph's order, each {name, title, artist, ...};
+    # empty for a single-style model
+    listed: tuple[dict[str, Any], ...] = ()
     session: ort.InferenceSession | None = field(default=None, repr=False)
     tiles_session: ort.InferenceSession | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def multi_style(self) -> bool:
+        return bool(self.listed)
+
+    @cached_property
+    def style_names(self) -> tuple[str, ...]:
+        """The styles it paints, in its graph's order."""
+        return tuple(s["name"] for s in self.listed) if self.listed else (self.name,)
+
+    def style_info(self, style: str) -> dict[str, Any]:
+        """Title and artist of one of its styles."""
+        if not self.listed:
+            return self.metadata
+        return next(s for s in self.listed if s["name"] == style)
 
     @property
     def key(self) -> str:
@@ -79,11 +99,12 @@ class Model:
         path = self.path.with_name(self.path.name.removesuffix(".onnx") + TILES_SUFFIX)
         return path if path.is_file() else None
 
-    @cached_property
-    def painting(self) -> Painting | None:
-        """The embedded painting thumbnail, or None: a model exported without one, or whose
-        entry is not a base64 JPEG (then the page shows the stylized sample instead)."""
-        encoded = self.metadata.get(PAINTING_KEY)
+    def painting(self, style: str) -> Painting | None:
+        """The embedded painting thumbnail of one of its styles, or None: a model exported
+        without one, or whose entry is not a base64 JPEG (then the page shows the stylized
+        sample instead)."""
+        key = style_painting_key(style) if self.listed else PAINTING_KEY
+        encoded = self.metadata.get(key)
         if not encoded:
             return None
         try:
@@ -116,18 +137,22 @@ class Style:
         else the one it has."""
         return preferred if preferred in self.models else next(iter(self.models))
 
-    @property
+    @cached_property
     def painting(self) -> Painting | None:
         """The painting's thumbnail from whichever of the style's models carries one (they
         were trained on the same painting)."""
-        return next((m.painting for m in self.models.values() if m.painting), None)
+        found = (m.painting(self.name) for m in self.models.values())
+        return next((p for p in found if p), None)
 
     def describe(self, preferred_arch: str) -> dict[str, Any]:
-        first = next(iter(self.models.values())).metadata
+        first = next(iter(self.models.values()))
+        info = first.style_info(self.name)
         return {
             "name": self.name,
-            "title": first.get("title", self.name),
-            "artist": first.get("artist", "unknown"),
+            "title": info.get("title", self.name),
+            "artist": info.get("artist", "unknown"),
+            # the styles it can be mixed with (`style=A:0.5,B:0.5`): those of its network
+            "mixable_with": [n for n in first.style_names if n != self.name],
             "archs": list(self.models),
             "default_arch": self.arch_for(preferred_arch),
             "models": [m.describe() for m in self.models.values()],
@@ -153,7 +178,16 @@ def _model(path: Path) -> Model:
             f"{path} has arch {arch!r}, which this function does not serve (it serves "
             f"{', '.join(ARCHS)}); re-export it or remove it from MODEL_DIR"
         )
-    return Model(meta.get("name") or path.stem, arch, path, meta)
+    try:
+        listed = tuple(json.loads(meta[STYLES_KEY])) if STYLES_KEY in meta else ()
+        if not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in listed):
+            raise ValueError("an entry without a name")
+    except ValueError as e:
+        raise RuntimeError(
+            f"{path} has a malformed {STYLES_KEY!r} metadata entry ({e}); re-export it with "
+            "python -m export, or remove it from MODEL_DIR"
+        ) from None
+    return Model(meta.get("name") or path.stem, arch, path, meta, listed)
 
 
 def model_paths(model_dir: str | Path) -> list[Path]:
@@ -172,9 +206,9 @@ def load_catalog(paths: Iterable[Path]) -> dict[str, Style]:
     """Every model's metadata (no sessions), grouped by style name; refuses two files that are
     the same style in the same arch, which would leave it to file order which one serves."""
     models: dict[tuple[str, str], Model] = {}
-    for path in paths:
-        model = _model(path)
-        other = models.get((model.name, model.arch))
+    for model, name in ((m, n) for m in map(_model, paths) for n in m.style_names):
+        path = model.path
+        other = models.get((name, model.arch))
         if other is not None:
             where = (
                 f"{other.path.name} and {path.name} in {path.parent}"
@@ -183,10 +217,10 @@ def load_catalog(paths: Iterable[Path]) -> dict[str, Style]:
             )
             raise RuntimeError(
                 f"{where} are both style "
-                f"{model.name!r} in arch {model.arch!r}; a style has at most one model per "
+                f"{name!r} in arch {model.arch!r}; a style has at most one model per "
                 "arch: remove one, or fix its name/arch metadata when exporting"
             )
-        models[(model.name, model.arch)] = model
+        models[(name, model.arch)] = model
     names = sorted({name for name, _ in models})
     return {n: Style(n, {a: models[(n, a)] for a in ARCHS if (n, a) in models}) for n in names}
 

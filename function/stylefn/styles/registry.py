@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from stylefn.contract import INPUT_NAME, OUTPUT_NAME
+from stylefn.contract import INPUT_NAME, OUTPUT_NAME, STYLE_WEIGHTS_INPUT
 from stylefn.ops import deadlines
 from stylefn.styles.catalog import (
     Model,
     Style,
     choose_default_style,
-    find_model,
     load_catalog,
     model_paths,
 )
+from stylefn.styles.mix import Choice, Mix, choose
 from stylefn.styles.tiling import paint_in_tiles
 
 log = logging.getLogger("inference")  # a name ops/logs.py configures
@@ -142,15 +142,16 @@ class StyleRegistry:
         libraries do not load falls back to the CPU. The default arch depends on the provider,
         so it is resolved again afterwards; on such a machine that may build a second session
         (the johnson one is then simply ready before its first use)."""
-        self.session(self.get(self.default))
+        self.session(self.get(self.default).model)
         self.default_arch = self._configured_arch or ARCH_FOR_PROVIDER[self.provider]
-        model = self.get(self.default)
-        self.session(model).run(None, {INPUT_NAME: np.zeros(WARM_UP_SHAPE, np.uint8)})
+        self.stylize(self.get(self.default), np.zeros(WARM_UP_SHAPE[1:], np.uint8))
 
-    def get(self, name: str | None, arch: str | None = None) -> Model:
-        """The model for a request (None: the default style; the style's default arch).
-        Raises catalog.UnknownStyle or catalog.ArchUnavailable."""
-        return find_model(self.styles, name or self.default, arch, self.default_arch)
+    def get(self, style: str | Mix | None, arch: str | None = None) -> Choice:
+        """What a request paints with: `style` a name or a mix (None: the default style),
+        `arch` None for the styles' default arch. Raises catalog.UnknownStyle,
+        catalog.ArchUnavailable or mix.Unmixable."""
+        mix = style if isinstance(style, Mix) else Mix(((style or self.default, 1.0),))
+        return choose(self.styles, mix, arch, self.default_arch)
 
     def session(self, model: Model) -> ort.InferenceSession:
         """The model's session, built on first use. Double-checked under the model's own lock:
@@ -204,14 +205,16 @@ class StyleRegistry:
         log.info("session created", extra={"fields": fields})
         return session
 
-    def stylize(self, model: Model, rgb: np.ndarray) -> np.ndarray:
+    def stylize(self, choice: Choice, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 -> (H, W, 3) uint8, the same size; in tiles when the image is over
         one run's RUN_PIXELS and the model has a tile graph (else `max_paint_pixels` bounds
         it)."""
-        h, w = rgb.shape[:2]
+        model, h, w = choice.model, *rgb.shape[:2]
+        weights = choice.weights
+        style = {} if weights is None else {STYLE_WEIGHTS_INPUT: weights}
         budget = RUN_PIXELS[model.arch]
         tiles = self.tiles_session(model) if h * w > budget else None
         if tiles is not None:
-            return paint_in_tiles(tiles, rgb, max_pixels=budget)
-        (out,) = self.session(model).run([OUTPUT_NAME], {INPUT_NAME: rgb[None]})
+            return paint_in_tiles(tiles, rgb, max_pixels=budget, style=style)
+        (out,) = self.session(model).run([OUTPUT_NAME], {INPUT_NAME: rgb[None], **style})
         return out[0]

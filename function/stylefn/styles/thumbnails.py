@@ -11,7 +11,7 @@ from PIL import Image
 
 from stylefn.imaging.encode import encode_image
 from stylefn.ops.config import FUNCTION_DIR
-from stylefn.styles.catalog import Model
+from stylefn.styles.mix import Choice
 
 SAMPLE = FUNCTION_DIR / "static" / "sample.jpg"
 
@@ -26,8 +26,8 @@ class Thumbnails:
 
     def __init__(
         self,
-        find: Callable[[str], Model],
-        stylize: Callable[[Model, np.ndarray], np.ndarray],
+        find: Callable[[str], Choice],
+        stylize: Callable[[Choice, np.ndarray], np.ndarray],
     ):
         self._find = find
         self._stylize = stylize
@@ -36,8 +36,8 @@ class Thumbnails:
         self._sample: np.ndarray | None = None
 
     def jpeg(self, name: str) -> bytes:
-        model = self._find(name)  # the style's default arch, as a plain request gets
-        cached = self._cache.get(model.key)
+        choice = self._find(name)  # the style's default arch, as a plain request gets
+        cached = self._cache.get(choice.key)
         if cached is not None:
             return cached
         if self._sample is None:
@@ -45,6 +45,6 @@ class Thumbnails:
                 self._sample = np.array(img.convert("RGB"))
         # Rendered outside the lock: two first requests may both render, which is harmless,
         # and a slow style never blocks another style's thumbnail.
-        data = encode_image(self._stylize(model, self._sample), None, "jpeg", 85)
+        data = encode_image(self._stylize(choice, self._sample), None, "jpeg", 85)
         with self._lock:
-            return self._cache.setdefault(model.key, data)
+            return self._cache.setdefault(choice.key, data)

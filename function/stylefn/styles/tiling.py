@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 import onnxruntime as ort
@@ -41,9 +43,15 @@ def tiles(height: int, width: int, max_pixels: int) -> list[tuple[slice, slice]]
     ]
 
 
-def norm_statistics(session: ort.InferenceSession, rgb: np.ndarray, max_pixels: int) -> np.ndarray:
+def norm_statistics(
+    session: ort.InferenceSession,
+    rgb: np.ndarray,
+    max_pixels: int,
+    style: Mapping[str, np.ndarray] = MappingProxyType({}),
+) -> np.ndarray:
     """(2, S) float32: the network's instance-norm statistics for `rgb` (H, W, 3) uint8,
-    computed on the image shrunk to at most `max_pixels`."""
+    computed on the image shrunk to at most `max_pixels`; `style` the style weights a
+    multi-style graph takes."""
     h, w = rgb.shape[:2]
     scale = min(1.0, (max_pixels / (h * w)) ** 0.5)
     if scale < 1.0:
@@ -56,6 +64,7 @@ def norm_statistics(session: ort.InferenceSession, rgb: np.ndarray, max_pixels: 
             INPUT_NAME: rgb[None],
             STATS_INPUT: np.zeros((2, size), np.float32),
             USE_STATS_INPUT: np.zeros((), np.float32),
+            **style,
         },
     )
     return stats[0]
@@ -67,17 +76,23 @@ def paint_in_tiles(
     *,
     max_pixels: int,
     stats: np.ndarray | None = None,
+    style: Mapping[str, np.ndarray] = MappingProxyType({}),
 ) -> np.ndarray:
     """(H, W, 3) uint8 -> (H, W, 3) uint8, painted in runs of at most ~`max_pixels` each.
 
     `stats` (2, S) are the statistics to paint with; by default norm_statistics at the same
     budget. Painting with the statistics of the whole, unshrunk image gives what one run
-    would, to float rounding (tests/test_full_resolution.py)."""
+    would, to float rounding (tests/test_full_resolution.py). `style`: the style weights a
+    multi-style graph takes."""
     h, w = rgb.shape[:2]
     if stats is None:
-        stats = norm_statistics(session, rgb, max_pixels)
+        stats = norm_statistics(session, rgb, max_pixels, style)
     out = np.empty_like(rgb)
-    feeds = {STATS_INPUT: stats.astype(np.float32), USE_STATS_INPUT: np.ones((), np.float32)}
+    feeds = {
+        STATS_INPUT: stats.astype(np.float32),
+        USE_STATS_INPUT: np.ones((), np.float32),
+        **style,
+    }
     for rows, cols in tiles(h, w, max_pixels):
         y0, x0 = max(0, rows.start - MARGIN), max(0, cols.start - MARGIN)
         y1, x1 = min(h, rows.stop + MARGIN), min(w, cols.stop + MARGIN)
