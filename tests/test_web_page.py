@@ -501,3 +501,46 @@ def save_screenshot(png: bytes, path: Path) -> None:
     img = Image.open(io.BytesIO(png)).convert("RGB").quantize(256)
     path.parent.mkdir(exist_ok=True)
     img.save(path, optimize=True)
+
+
+@pytest.fixture(scope="module")
+def mix_server(multi_model_dir, model_dir, tmp_path_factory):
+    """The real function on a multi-style model ("waves", "checks") beside single-style ones."""
+    from devtools.server import function_server
+    from tests.conftest import FUNCTION_DIR
+
+    log = tmp_path_factory.mktemp("mix_server") / "server.log"
+    env = {"MODEL_DIR": f"{multi_model_dir}:{model_dir}"}
+    with function_server(FUNCTION_DIR / "main.py", log, env) as url:
+        yield url
+
+
+def test_the_mix_slider_sends_a_mix_of_the_chosen_style_and_a_second(
+    browser, mix_server, photo_dir
+):
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(mix_server + "/")
+        wait_until(page, CARDS_READY)
+        page.get_by_text("Stripes").click()  # a single-style model: nothing to mix it with
+        assert not page.is_visible("#mix-field")
+        page.get_by_text("Waves").click()
+        assert page.is_visible("#mix-field") and page.is_disabled("#mix")
+        options = page.eval_on_selector_all("#mix-with option", "os => os.map(o => o.value)")
+        assert options == ["", "checks"]  # its network's other style
+        page.select_option("#mix-with", "checks")
+        page.fill("#mix", "0.25")
+        assert page.text_content("#mix-value") == "25%"
+        page.set_input_files("#file", str(photo_dir / "photo_2.jpg"))
+        page.evaluate(SPY_ON_FETCH)
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            page.get_by_role("button", name="Stylize").click()
+        assert answer.value.status == 200
+        assert answer.value.headers["x-style-model"] == "waves:0.75,checks:0.25/fast"
+        page.wait_for_selector("#result", state="visible")
+        (sent,) = page.evaluate("window.sentForms")
+        assert sent["style"] == "waves:0.75,checks:0.25"
+    finally:
+        context.close()
