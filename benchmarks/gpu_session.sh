@@ -33,7 +33,7 @@ for arch in johnson fast; do
       --runs "$RUNS" --only "$style" --train-only -- --arch "$arch" --steps 1000000 \
       --image-size "${IMAGE_SIZE:-256}" ${STYLE_SIZE:+--style-size "$STYLE_SIZE"} \
       --batch-size "${BATCH:-16}" --tv-weight 10 --identity-warmup-steps 50 \
-      --device "${DEVICE:-cuda}" --amp --channels-last --workers 2 --time-budget "$BUDGET" \
+      --device "${DEVICE:-cuda}" --precision bf16 --channels-last --workers 2 --time-budget "$BUDGET" \
       --loss-weights "$weights" >"$RUNS/logs/$style.$arch.log" 2>&1 &
   done
 done

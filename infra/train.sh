@@ -254,7 +254,7 @@ deploy_job() {
   local env_vars="STYLE_NAME=$STYLE_NAME;BUCKET_DIR=/bucket;STYLE_IMAGE=/bucket/styles/$STYLE_NAME.$STYLE_EXT"
   env_vars+=";ARCHS=$ARCHS;STEPS=$STEPS;FAST_STEPS=$FAST_STEPS;TIME_BUDGET=$TIME_BUDGET"
   env_vars+=";LOSS_NET=$LOSS_NET;IMAGE_SIZE=$IMAGE_SIZE;BATCH_SIZE=$BATCH_SIZE;DEVICE=cuda"
-  env_vars+=";TRAIN_ARGS=--amp --channels-last --workers 4${TRAIN_ARGS:+ $TRAIN_ARGS}"
+  env_vars+=";TRAIN_ARGS=--precision bf16 --channels-last --workers 4${TRAIN_ARGS:+ $TRAIN_ARGS}"
   log "deploying Cloud Run job $JOB (1 x L4, gs://$BUCKET at /bucket)"
   # '^;^' makes ';' the list separator so values may contain commas.
   mutate gcloud run jobs deploy "$JOB" --image="$IMAGE_REF" --project="$PROJECT" --region="$REGION" \
