@@ -17,7 +17,9 @@ by the models in DIR and by the shipped ones, side by side, for each style whose
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ import onnxruntime as ort
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from export.onnx_export import style_models
+from stylefn.contract import INPUT_NAME, STYLE_WEIGHTS_INPUT, STYLES_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,25 +68,49 @@ def grid(rows: list[list[Image.Image]]) -> Image.Image:
     return sheet
 
 
-Styles = dict[str, tuple[ort.InferenceSession, dict[str, str]]]
+@dataclass(frozen=True)
+class Painter:
+    """How one style is painted: a session, and the style weights a multi-style graph takes."""
+
+    session: ort.InferenceSession
+    meta: dict[str, str]  # the model's metadata, a multi-style model's style entry merged in
+    weights: np.ndarray | None = None  # (S,) one-hot; None for a single-style graph
+
+    def __call__(self, photo: Image.Image) -> Image.Image:
+        """At the photo's own size, as a request without options gets on a CPU instance."""
+        feeds = {INPUT_NAME: np.asarray(photo.convert("RGB"))[None]}  # (1, H, W, 3) uint8
+        if self.weights is not None:
+            feeds[STYLE_WEIGHTS_INPUT] = self.weights
+        return Image.fromarray(self.session.run(None, feeds)[0][0])
+
+
+Styles = dict[str, Painter]
 
 
 def load_styles(folder: Path) -> Styles:
-    """One session per style: its fast network where it has one, else its johnson network."""
+    """A painter per style: its fast network where it has one, else its johnson network; each
+    style of a multi-style model."""
     styles: Styles = {}
     for path in style_models(folder):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         meta = session.get_modelmeta().custom_metadata_map
-        name = meta.get("name") or path.name.split(".")[0]
-        if name not in styles or meta.get("arch") == "fast":
-            styles[name] = (session, meta)
+        listed = json.loads(meta[STYLES_KEY]) if STYLES_KEY in meta else None
+        painters = (
+            {
+                s["name"]: Painter(session, meta | s, np.eye(len(listed), dtype=np.float32)[i])
+                for i, s in enumerate(listed)
+            }
+            if listed
+            else {meta.get("name") or path.name.split(".")[0]: Painter(session, meta)}
+        )
+        for name, painter in painters.items():
+            if name not in styles or meta.get("arch") == "fast":
+                styles[name] = painter
     return styles
 
 
 def render(styles: Styles, name: str, photo: Image.Image) -> Image.Image:
-    """At the photo's own size, as a request without options gets on a CPU instance."""
-    image = np.asarray(photo.convert("RGB"))[None]  # (1, H, W, 3) uint8
-    return Image.fromarray(styles[name][0].run(None, {"image": image})[0][0])
+    return styles[name](photo)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     compare, borders = [], []
     border_index = PHOTOS.index(BORDER_PHOTO)
     for name in sorted(styles):
-        title = styles[name][1].get("title", name)
+        title = styles[name].meta.get("title", name)
         painting = label(tile(Image.open(args.styles_dir / f"{name}.jpg")), title)
         results = [render(styles, name, im) for im in photos.values()]
         rows.append([painting] + [label(tile(r), name) for r in results])
@@ -127,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     label(edges[1], ""),
                 ]
             )
-            if other[name][1] != styles[name][1]:  # a re-export: the metadata's `created`
+            if other[name].meta != styles[name].meta:  # a re-export: the metadata's `created`
                 pair = [painting]
                 for im, now in list(zip(photos.values(), results, strict=True))[:2]:
                     pair += [label(tile(render(other, name, im)), f"{name}, {args.compare_label}")]
