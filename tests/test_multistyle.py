@@ -265,3 +265,15 @@ def test_add_style_without_a_multi_style_model_says_what_to_pass(
     monkeypatch.setattr(add_style, "BUNDLED", tmp_path)  # a models folder without one
     assert add_style.main(argv) == 2
     assert "--trunk" in capsys.readouterr().err
+
+
+def test_gallery_paints_each_style_of_a_multi_style_model(multi_model_dir, model_dir):
+    from devtools.images import make_photo
+    from export.gallery import load_styles, render
+
+    styles = load_styles(multi_model_dir) | load_styles(model_dir)
+    assert {"waves", "checks", "stripes", "dots"} <= set(styles)
+    assert styles["waves"].meta["title"] == "Waves"  # its own entry, not the network's
+    photo = make_photo(64, 48, seed=3)
+    waves, checks = (np.asarray(render(styles, n, photo), np.float32) for n in ("waves", "checks"))
+    assert waves.shape == (48, 64, 3) and np.abs(waves - checks).mean() > 1
