@@ -7,18 +7,19 @@ jpeg = client.stylize("photo.jpg", style="starry_night", strength=0.8)
 
 from __future__ import annotations
 
-import email.utils
 import random
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
-# The API's request options (function/stylefn/http/options.py FIELDS; tests/test_client.py keeps them equal).
+# The API's request options (function/stylefn/http/options.py FIELDS; tests/test_client.py keeps
+# them equal).
 OPTIONS = (
     "style",
     "arch",
@@ -66,20 +67,14 @@ def gcloud_identity_token() -> str:
 
 
 def retry_after_s(value: str | None) -> float | None:
-    """Retry-After as seconds: either a number of seconds or an HTTP date."""
+    """Retry-After as seconds: either a number of seconds or an HTTP date (RFC 9110), parsed by
+    urllib3 (requests' own transport); None when absent or malformed (then backoff applies)."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return float(Retry().parse_retry_after(value))
+    except InvalidHeader:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _error_from(response: requests.Response) -> StyleServeError:

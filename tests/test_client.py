@@ -255,3 +255,23 @@ def test_cli_gets_a_token_from_gcloud(standin, tmp_path):
     assert result.stderr.strip() == (
         "error: gcloud auth print-identity-token failed: ERROR: not logged in"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("0", 0.0), ("7", 7.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), (None, None), ("soon", None)],
+)
+def test_retry_after_seconds_or_http_date(value, seconds):
+    from styleclient.client import retry_after_s
+
+    assert retry_after_s(value) == seconds
+
+
+def test_retry_after_in_the_future():
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from styleclient.client import retry_after_s
+
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 < (retry_after_s(when) or 0) <= 30
