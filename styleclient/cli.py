@@ -41,11 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--list-styles", action="store_true", help="print the styles and exit")
     opts = p.add_argument_group("request options (the server's defaults when left out)")
-    opts.add_argument("--style", help="a style name (see --list-styles)")
+    opts.add_argument(
+        "--style",
+        help="a style name, or a mix of styles of one network with weights, "
+        "NAME:W,NAME:W (e.g. starry_night:0.6,the_scream:0.4; see --list-styles)",
+    )
     opts.add_argument(
         "--arch",
-        help="the network: fast (light) or johnson (best quality); default: the style's own "
-        "(GET /styles lists each style's archs)",
+        help="the network: fast (light, sized for a CPU) or johnson (Johnson et al.'s full "
+        "network); default: the style's own (--list-styles shows each style's archs)",
     )
     opts.add_argument("--strength", type=float, help="0..1, blend with the original")
     opts.add_argument(
@@ -125,7 +129,9 @@ def list_styles(client: StyleClient) -> int:
     listing = client.styles()
     for s in listing["styles"]:
         mark = "*" if s["name"] == listing["default"] else " "
-        print(f"{mark} {s['name']:<20} {s['title']} ({s['artist']})")
+        mixes = s.get("mixable_with") or []
+        also = f"; mixes with {', '.join(mixes)}" if mixes else ""
+        print(f"{mark} {s['name']:<20} {s['title']} ({s['artist']}; {', '.join(s['archs'])}{also})")
     print("(* the default)")
     return 0
 

@@ -131,7 +131,8 @@ class StyleClient:
     def stylize(self, image: str | Path | bytes, **options: object) -> bytes:
         """The stylized image's bytes. `image` is a path or the file's bytes; options are the
         API's (style, arch, strength, stroke_scale, preserve_color, max_size, format, quality); None means
-        the server's default."""
+        the server's default. `style` is a name, or a mix of one network's styles:
+        "starry_night:0.6,the_scream:0.4" or {"starry_night": 0.6, "the_scream": 0.4}."""
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; use {', '.join(OPTIONS)}")
@@ -180,4 +181,6 @@ class StyleClient:
 def _form_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):  # a style mix, {name: weight}: the API's NAME:WEIGHT,...
+        return ",".join(f"{name}:{weight}" for name, weight in value.items())
     return str(value)

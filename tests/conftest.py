@@ -142,6 +142,16 @@ def live_server(model_dir, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def live_mix_server(multi_model_dir, model_dir, tmp_path_factory) -> Iterator[str]:
+    """The real function on a multi-style model ("waves", "checks") beside the single-style
+    ones of `model_dir`; yields its URL."""
+    log = tmp_path_factory.mktemp("live_mix_server") / "server.log"
+    env = {"MODEL_DIR": f"{multi_model_dir}:{model_dir}"}
+    with function_server(FUNCTION_DIR / "main.py", log, env) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def make_client(model_dir):
     """A test client for an app created with the given extra env vars (read at import)."""
     import functions_framework

@@ -128,9 +128,26 @@ def test_list_styles(live_server):
     result = run_cli("--list-styles", "--url", live_server)
     assert result.returncode == 0
     assert result.stdout.splitlines()[:2] == [
-        "* dots                 Dots (Test Painter)",
-        "  stripes              Stripes (Test Painter)",
+        "* dots                 Dots (Test Painter; johnson)",
+        "  stripes              Stripes (Test Painter; johnson, fast)",
     ]
+
+
+def test_a_mix_from_the_library_and_the_command_line(live_mix_server, photo_dir, tmp_path):
+    client = StyleClient(live_mix_server)
+    photo = photo_dir / "photo_1.jpg"
+    as_dict = client.stylize(photo, style={"waves": 0.7, "checks": 0.3}, format="png")
+    as_text = client.stylize(photo, style="waves:0.7,checks:0.3", format="png")
+    waves = client.stylize(photo, style="waves", format="png")
+    assert as_dict == as_text != waves
+    out = tmp_path / "mixed.png"
+    result = run_cli(
+        str(photo), "--url", live_mix_server, "-o", str(out), "--style", "waves:0.7,checks:0.3"
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == as_text
+    listing = run_cli("--list-styles", "--url", live_mix_server).stdout
+    assert "waves                Waves (unknown; fast; mixes with checks)" in listing
 
 
 def test_default_output_name_is_next_to_the_photo(live_server, photo_dir, tmp_path):

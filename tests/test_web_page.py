@@ -503,26 +503,14 @@ def save_screenshot(png: bytes, path: Path) -> None:
     img.save(path, optimize=True)
 
 
-@pytest.fixture(scope="module")
-def mix_server(multi_model_dir, model_dir, tmp_path_factory):
-    """The real function on a multi-style model ("waves", "checks") beside single-style ones."""
-    from devtools.server import function_server
-    from tests.conftest import FUNCTION_DIR
-
-    log = tmp_path_factory.mktemp("mix_server") / "server.log"
-    env = {"MODEL_DIR": f"{multi_model_dir}:{model_dir}"}
-    with function_server(FUNCTION_DIR / "main.py", log, env) as url:
-        yield url
-
-
 def test_the_mix_slider_sends_a_mix_of_the_chosen_style_and_a_second(
-    browser, mix_server, photo_dir
+    browser, live_mix_server, photo_dir
 ):
     context = browser.new_context(viewport={"width": 1000, "height": 800})
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
-        page.goto(mix_server + "/")
+        page.goto(live_mix_server + "/")
         wait_until(page, CARDS_READY)
         page.get_by_text("Stripes").click()  # a single-style model: nothing to mix it with
         assert not page.is_visible("#mix-field")
