@@ -70,6 +70,7 @@ from PIL import Image, ImageOps
 
 from devtools.images import make_photo
 from devtools.server import FunctionServer
+from stylefn.contract import STYLE_WEIGHTS_INPUT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,9 +223,16 @@ def bench_onnx(
     rows = []
     for model, stands_for in picked:
         session = ort.InferenceSession(str(model.path), options, providers=[CPU])
+        # a multi-style graph also takes the style weights: one style, as a request for it
+        style = {
+            i.name: np.eye(i.shape[0], dtype=np.float32)[0]
+            for i in session.get_inputs()
+            if i.name == STYLE_WEIGHTS_INPUT
+        }
         for size in sizes:
             image = photo(size)[None]
-            times = time_ms(partial(session.run, None, {"image": image}), warmup, iters)
+            feeds = {"image": image, **style}
+            times = time_ms(partial(session.run, None, feeds), warmup, iters)
             rows.append(
                 measured(
                     "onnx",
@@ -252,12 +260,13 @@ def bench_torch(
     for config in configs:
         net = build_model(json.loads(config)).eval()  # random weights: same cost
         arch = net.config.arch
+        mix = torch.eye(net.config.num_styles)[0]  # one style, as a request for it
         for size in sizes:
             x = torch.from_numpy(photo(size)).permute(2, 0, 1)[None].float().contiguous()
 
-            def run(net=net, x=x) -> None:
+            def run(net=net, x=x, mix=mix) -> None:
                 with torch.inference_mode():
-                    net(x)
+                    net(x, mix)
 
             times = time_ms(run, warmup, iters)
             rows.append(measured("torch", size, times, arch=arch, model_config=config))
