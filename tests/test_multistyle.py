@@ -19,9 +19,9 @@ from PIL import Image
 from tests.conftest import make_painting
 from training import checkpoint, styles
 from training.errors import UsageError
+from training.hardware import autocast_dtype
 from training.loss_nets import DEFAULTS
 from training.model import ModelConfig, StyleNorm, TransformerNet, one_hot, upgrade_state_dict
-from training.setup import autocast_dtype
 from training.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ def test_add_style_learns_only_its_norms_against_the_frozen_trunk(
     import onnxruntime as ort
 
     from training import add_style
-    from training.setup import norm_parameters
+    from training.trunk import norm_parameters
 
     painting = tmp_path / "waves.png"
     yy, xx = np.mgrid[0:80, 0:80]

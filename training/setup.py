@@ -18,8 +18,10 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Samp
 
 from training import checkpoint, data, losses, styles
 from training.errors import UsageError
+from training.hardware import autocast_dtype, pick_device
 from training.loss_nets import DEFAULTS, build_loss_net
-from training.model import PRESETS, ModelConfig, StyleNorm, TransformerNet
+from training.model import PRESETS, ModelConfig, TransformerNet
+from training.trunk import freeze_all_but_norms, load_trunk, start_from_trunk
 
 if TYPE_CHECKING:
     from training.train import TrainConfig
@@ -54,80 +56,12 @@ class Run:
         return self.rank == 0
 
 
-def pick_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        name = "mps" if torch.backends.mps.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda: no CUDA GPU is visible; use --device cpu")
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
-def cpu_runs_bf16() -> bool:
-    """Whether this CPU has bf16 arithmetic (AVX512-BF16 or AMX): there autocast to bf16 made a
-    training step 1.55-1.85x faster; elsewhere it emulates bf16 and is slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: assume not
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where it is native, None (float32) elsewhere; `precision` forces either."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise UsageError(f"unknown --precision {precision!r}; choose auto, bf16 or fp32")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    native = (
-        torch.cuda.is_bf16_supported()
-        if device.type == "cuda"
-        else device.type == "cpu" and cpu_runs_bf16()
-    )
-    return torch.bfloat16 if native else None
-
-
 def resume_point(cfg: TrainConfig, out: Path) -> dict | None:
     """The checkpoint to continue from: --resume, else OUT/last.pt when a run left one."""
     if cfg.resume:
         return checkpoint.load(cfg.resume)
     last = out / "last.pt"
     return checkpoint.load(last) if last.is_file() else None
-
-
-def load_trunk(path: str) -> dict:
-    """A checkpoint, or the checkpoint an exported model carries (export.unpack)."""
-    if path.endswith(".onnx"):
-        from export.unpack import checkpoint_from_onnx  # onnx is only needed for this case
-
-        return checkpoint_from_onnx(Path(path))[1]
-    return checkpoint.load(path)
-
-
-def norm_parameters(model: nn.Module) -> list[str]:
-    """The state-dict names of every StyleNorm's weight and bias: all a style owns."""
-    return [
-        f"{name}.{p}"
-        for name, module in model.named_modules()
-        if isinstance(module, StyleNorm)
-        for p in ("weight", "bias")
-    ]
-
-
-def start_from_trunk(model: TransformerNet, trunk: dict[str, torch.Tensor]) -> None:
-    """The trunk's convolutions, and every style's norms at the mean of the trunk's styles: a
-    neutral start, where each new style then finds its own."""
-    norms = set(norm_parameters(model))
-    state = {
-        k: v.mean(0, keepdim=True).expand_as(model.state_dict()[k]).clone() if k in norms else v
-        for k, v in trunk.items()
-    }
-    model.load_state_dict(state)
 
 
 def check_same_styles(ckpt: dict, entries: list[styles.StyleEntry], where: str) -> None:
@@ -242,9 +176,7 @@ def setup(cfg: TrainConfig) -> Run:
     if trunk is not None:
         if ckpt is None:
             start_from_trunk(model, trunk["model"])
-        norms = set(norm_parameters(model))
-        for name, parameter in model.named_parameters():
-            parameter.requires_grad_(name in norms)
+        freeze_all_but_norms(model)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step = 0
     if ckpt is not None:
