@@ -116,3 +116,23 @@ def test_a_mix_painted_in_tiles_matches_one_run(multi_model_dir):
     stats = tiling.norm_statistics(tiles, rgb, 160 * 120, style)
     tiled = tiling.paint_in_tiles(tiles, rgb, max_pixels=48 * 48, stats=stats, style=style)
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 2
+
+
+def test_mixable_with_follows_the_arch_a_request_gets(
+    make_client, multi_model_dir, model_dir, tmp_path
+):
+    """A style in a multi-style fast network and in a single-style johnson one mixes only where
+    its default arch's network does."""
+    import onnx
+
+    model = onnx.load(str(model_dir / "dots.onnx"))
+    for prop in model.metadata_props:
+        if prop.key == "name":
+            prop.value = "waves"  # the same style, as a single-style johnson network
+    onnx.save(model, str(tmp_path / "waves.onnx"))
+    dirs = f"{multi_model_dir}:{tmp_path}"
+    for arch, mixes in (("fast", ["checks"]), ("johnson", [])):
+        client = make_client(MODEL_DIR=dirs, DEFAULT_ARCH=arch)
+        listed = {s["name"]: s for s in client.get("/styles").get_json()["styles"]}
+        assert listed["waves"]["archs"] == ["johnson", "fast"]
+        assert listed["waves"]["mixable_with"] == mixes, arch

@@ -145,14 +145,15 @@ class Style:
         return next((p for p in found if p), None)
 
     def describe(self, preferred_arch: str) -> dict[str, Any]:
-        first = next(iter(self.models.values()))
-        info = first.style_info(self.name)
+        default = self.models[self.arch_for(preferred_arch)]
+        info = default.style_info(self.name)
         return {
             "name": self.name,
             "title": info.get("title", self.name),
             "artist": info.get("artist", "unknown"),
-            # the styles it can be mixed with (`style=A:0.5,B:0.5`): those of its network
-            "mixable_with": [n for n in first.style_names if n != self.name],
+            # the styles a request without `arch` can mix it with (`style=A:0.5,B:0.5`): those
+            # of its default arch's network
+            "mixable_with": [n for n in default.style_names if n != self.name],
             "archs": list(self.models),
             "default_arch": self.arch_for(preferred_arch),
             "models": [m.describe() for m in self.models.values()],
