@@ -991,10 +991,8 @@ def test_smoke_passes_against_real_function(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cpu", "Dockerfile.train"])
-def test_dockerfile_copies_what_exists_and_is_not_ignored(dockerfile):
-    """Every COPY source is in the repository and not excluded by the file's .dockerignore
-    (built from the repository root), so a moved file fails here, not in Cloud Build."""
+def _dockerignored(dockerfile: str, path: str) -> bool:
+    """Whether the file's .dockerignore (built from the repository root) excludes `path`."""
     import fnmatch
 
     rules = []
@@ -1002,23 +1000,45 @@ def test_dockerfile_copies_what_exists_and_is_not_ignored(dockerfile):
         line = line.strip()
         if line and not line.startswith("#"):
             rules.append((line.startswith("!"), line.lstrip("!")))
+    verdict = False
+    parts = path.split("/")
+    for keep, pattern in rules:
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or pattern == "**":
+            verdict = not keep
+    return verdict
 
-    def ignored(path: str) -> bool:
-        verdict = False
-        parts = path.split("/")
-        for keep, pattern in rules:
-            prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-            if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or pattern == "**":
-                verdict = not keep
-        return verdict
 
-    copies = [
+def _copies(dockerfile: str) -> list[list[str]]:
+    return [
         line.split()[1:-1]
         for line in (INFRA / dockerfile).read_text().splitlines()
         if line.startswith("COPY ") and "--from" not in line
     ]
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cpu", "Dockerfile.train"])
+def test_dockerfile_copies_what_exists_and_is_not_ignored(dockerfile):
+    """Every COPY source is in the repository and not excluded by the file's .dockerignore
+    (built from the repository root), so a moved file fails here, not in Cloud Build."""
+    copies = _copies(dockerfile)
     assert copies
     for sources in copies:
         for source in sources:
             assert (REPO / source).exists(), f"{dockerfile}: COPY {source}: no such path"
-            assert not ignored(source.rstrip("/")), f"{dockerfile}: COPY {source} is ignored"
+            assert not _dockerignored(dockerfile, source.rstrip("/")), (
+                f"{dockerfile}: COPY {source} is ignored"
+            )
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cpu"])
+def test_serving_images_ship_the_full_resolution_graphs(dockerfile):
+    """The graphs every request runs (function/graphs/, not a models folder) are in the
+    image: copied by a COPY and not excluded from the build context."""
+    from stylefn.imaging.upsample import Upsampler
+
+    for graph in Upsampler.paths():
+        path = graph.relative_to(REPO).as_posix()
+        assert graph.is_file() and not _dockerignored(dockerfile, path), path
+        sources = [src.rstrip("/") for sources in _copies(dockerfile) for src in sources]
+        assert any(path == src or path.startswith(src + "/") for src in sources), path

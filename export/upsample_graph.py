@@ -1,0 +1,331 @@
+"""The full-resolution graphs: a painting made at a reduced size brought to the photo's own size
+and finished there, in ONNX Runtime (the function's CPU threads, or CUDA on a GPU) instead of
+numpy on one core. Built with onnx.helper; export/upsample_parity.py checks them against the
+numpy reference (export/upsample_reference.py, on ../shared/data/eval's photos by default)
+before anything is written.
+
+    python -m export.upsample_graph                 # checks parity, writes function/graphs/
+    python -m export.upsample_graph --photos DIR --limit 4   # parity on other photos
+
+Two graphs (contract.py names their inputs and outputs):
+
+- GUIDE_GRAPH, once per request: the guided filter's per-channel slopes, fitted at <= COEFF_SIDE
+  px (small, whatever the photo's size).
+- UPSAMPLE_GRAPH, once per strip of the full-size photo: the strip's rows of the painting, the
+  small photo's luminance and the slopes, resampled to full size, the photo's detail added and
+  the finish applied. Strips bound the float buffers (12 bytes a pixel per three channels) and
+  keep them in cache: measured on 2 cores, ten elementwise passes over a 12 MP photo took
+  128 ms in 16-row strips against 565 ms in one piece.
+
+Resampling is separable. Vertically, a strip's rows are a small matrix product with the rows of
+the small grid they fall between (weights computed in the graph from the strip's position, so
+every row lands exactly where a resize of the whole puts it: strips join without seams).
+Horizontally, Resize with half-pixel centres over the whole width. Both use the bicubic kernel
+(a = -0.5, Pillow's BICUBIC) for the painting, the luminance and the slopes alike: Resize has no
+Lanczos, and its fast (antialias) cubic path is ~2.7 ns a pixel and channel where its
+tf_crop_and_resize mode took ~460.
+
+The finish is linear up to a clip, so it is folded in at the small grid's width: with
+p = preserve_color (the photo's chroma, the result's luminance: for a linear luma, the luminance
+change added to every channel) and s = strength, the finished pixel is
+(1 - s) photo + clip(s p photo + up(B) + up(A) * L, 0, 255 s), where L is the photo's
+luminance, B = s M painting - up(s M slope) * Lu with Lu the small photo's luminance,
+A = s M slope - s p, and M = (1 - p) I + p (rows of luma weights). Only that line runs at full
+size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from export.parity import PHOTO_EXTENSIONS, default_photo_dir
+from export.upsample_parity import TOLERANCE, check, compare, format_report, upsampler
+from export.upsample_reference import COEFF_SIDE, EPS, LUMA, MAX_SLOPE, MIN_SLOPE, RADIUS
+from stylefn.contract import (
+    GRAPH_DIR,
+    GUIDE_GRAPH,
+    GUIDE_INPUTS,
+    GUIDE_OUTPUT,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    UPSAMPLE_GRAPH,
+    UPSAMPLE_INPUTS,
+    UPSAMPLE_OUTPUT,
+)
+
+OPSET = 18  # Resize's antialias (its fast cubic path, and the fit to COEFF_SIDE) is new in 18
+IR_VERSION = 8  # what opset 18 needs; onnx 1.23 writes 14 by default, newer than ORT 1.26 reads
+CUBIC_A = -0.5  # Keys' cubic with Pillow's BICUBIC coefficient (Resize's default is -0.75)
+ROOT = Path(__file__).resolve().parents[1]
+PARITY_MODEL = "starry_night.fast.onnx"  # any style would do: the graphs take its painting as is
+FLOAT, DOUBLE, INT64, UINT8 = (
+    TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8,
+)  # fmt: skip
+
+
+class _Builder:
+    """Nodes and constants of one graph; every node's output is named after the node."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def op(self, kind: str, *inputs: str, **attrs: Any) -> str:
+        name = f"{kind.lower()}_{len(self.nodes)}"
+        self.nodes.append(helper.make_node(kind, list(inputs), [name], name=name, **attrs))
+        return name
+
+    def ops(self, kind: str, *inputs: str, outputs: int, **attrs: Any) -> list[str]:
+        name = f"{kind.lower()}_{len(self.nodes)}"
+        names = [f"{name}_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(kind, list(inputs), names, name=name, **attrs))
+        return names
+
+    def const(self, value: object, dtype: type = np.float32) -> str:
+        name = f"const_{len(self.inits)}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def output(self, node: str, name: str) -> None:
+        self.nodes.append(helper.make_node("Identity", [node], [name]))
+
+    def cast(self, x: str, to: int) -> str:
+        return self.op("Cast", x, to=to)
+
+    def dim(self, x: str, axis: int) -> str:
+        """Dimension `axis` of x, an int64 1-element tensor."""
+        return self.op("Shape", x, start=axis, end=axis + 1)
+
+    def model(self, name: str, inputs: list, outputs: list, doc: str) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits, doc_string=doc)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = IR_VERSION
+        model.producer_name = "styleserve export.upsample_graph"
+        onnx.checker.check_model(model, full_check=True)
+        return model
+
+
+def _box(b: _Builder, x: str) -> str:
+    """Mean over a (2 RADIUS + 1)^2 window of (1, C, H, W), edges replicated (the reference's)."""
+    r, k = RADIUS, 2 * RADIUS + 1
+    padded = b.op("Pad", x, b.const([0, 0, r, r, 0, 0, r, r], np.int64), mode="edge")
+    return b.op("AveragePool", padded, kernel_shape=[k, k])
+
+
+def _luma_nchw(b: _Builder, rgb: str) -> str:
+    """(1, 3, H, W) -> (1, 1, H, W): a 1x1 convolution with the BT.601 weights."""
+    return b.op("Conv", rgb, b.const(np.reshape(LUMA, (1, 3, 1, 1))))
+
+
+def guide_graph() -> onnx.ModelProto:
+    """The guided filter's slopes, fitted at COEFF_SIDE at most (He & Sun's subsampling: the
+    slopes are smooth, and the filter's window is RADIUS px at that size)."""
+    b = _Builder()
+
+    def chw(hwc: str) -> str:  # (H, W, 3) uint8 -> (1, 3, H, W) float 0..1
+        x = b.cast(b.op("Transpose", hwc, perm=[2, 0, 1]), FLOAT)
+        return b.op("Unsqueeze", b.op("Mul", x, b.const(1 / 255)), b.const([0], np.int64))
+
+    painted, photo = (chw(name) for name in GUIDE_INPUTS)
+    h, w = (b.cast(b.dim(painted, axis), FLOAT) for axis in (2, 3))
+    scale = b.op("Min", b.const([1.0]), b.op("Div", b.const([COEFF_SIDE]), b.op("Max", h, w)))
+
+    def fitted(side: str) -> str:  # max(1, round(side * scale)); Round is half to even, as Python
+        return b.cast(b.op("Max", b.op("Round", b.op("Mul", side, scale)), b.const([1.0])), INT64)
+
+    # An antialiased linear resize stands for the reference's box resize; at scale 1 it is the
+    # identity.
+    sizes = b.op("Concat", b.const([1, 4], np.int64), fitted(h), fitted(w), axis=0)
+    both = b.op("Concat", painted, _luma_nchw(b, photo), axis=1)
+    p, guide = b.ops("Split", b.op("Resize", both, "", "", sizes, mode="linear", antialias=1),
+                     b.const([3, 1], np.int64), axis=1, outputs=2)  # fmt: skip
+    stats = b.op("Concat", guide, p, b.op("Mul", guide, p), b.op("Mul", guide, guide), axis=1)
+    mean_i, mean_p, mean_ip, mean_ii = b.ops(
+        "Split", _box(b, stats), b.const([1, 3, 3, 1], np.int64), axis=1, outputs=4
+    )
+    cov = b.op("Sub", mean_ip, b.op("Mul", mean_i, mean_p))
+    var = b.op("Sub", mean_ii, b.op("Mul", mean_i, mean_i))
+    slope = b.op("Div", cov, b.op("Add", var, b.const(EPS)))
+    slope = b.op("Clip", slope, b.const(-MAX_SLOPE), b.const(MAX_SLOPE))
+    # Where the painting barely follows the photo, grey detail tops its luminance up to
+    # MIN_SLOPE: sharp edges, and no colour a channel's own slope did not ask for.
+    top_up = b.op("Relu", b.op("Sub", b.const(MIN_SLOPE), _luma_nchw(b, slope)))
+    slope = _box(b, b.op("Add", slope, top_up))
+    hwc = b.op("Transpose", b.op("Squeeze", slope, b.const([0], np.int64)), perm=[1, 2, 0])
+    b.output(hwc, GUIDE_OUTPUT)
+    return b.model(
+        "guide",
+        [helper.make_tensor_value_info(n, UINT8, ["h", "w", 3]) for n in GUIDE_INPUTS],
+        [helper.make_tensor_value_info(GUIDE_OUTPUT, FLOAT, ["fh", "fw", 3])],
+        "painting, small photo -> the guided filter's per-channel slopes at <= COEFF_SIDE px",
+    )
+
+
+def _cubic(b: _Builder, d: str) -> str:
+    """Keys' cubic kernel at distances d >= 0, a = CUBIC_A."""
+    a = CUBIC_A
+    d2 = b.op("Mul", d, d)
+    near = b.op("Add", b.op("Mul", b.op("Sub", b.op("Mul", d, b.const(a + 2)), b.const(a + 3)), d2),
+                b.const(1.0))  # fmt: skip
+    far = b.op("Sub", b.op("Mul", b.op("Add", b.op("Mul", b.op("Sub", b.op("Mul", d, b.const(a)),
+               b.const(5 * a)), d), b.const(8 * a)), d), b.const(4 * a))  # fmt: skip
+    outer = b.op("Where", b.op("Less", d, b.const(2.0)), far, b.const(0.0))
+    return b.op("Where", b.op("Less", d, b.const(1.0)), near, outer)
+
+
+def _strip_rows(b: _Builder, grid: str, top: str, rows: str, height: str) -> str:
+    """The strip's rows sampled from `grid` (g, gw, C), float (rows, gw, C): rows top ..
+    top + rows - 1 of a `height`-row image whose rows fall on the grid at half-pixel centres,
+    by a (rows, taps) matrix of cubic weights over the grid rows they fall between (normalised
+    where the image's edge cuts the kernel, as Pillow does)."""
+    g = b.dim(grid, 0)
+    scale = b.op("Div", b.cast(g, DOUBLE), b.cast(height, DOUBLE))
+    first = b.cast(top, DOUBLE)
+    at = b.op("Add", first, b.cast(b.op("Range", b.const(0, np.int64), b.op("Squeeze", rows),
+              b.const(1, np.int64)), DOUBLE))  # fmt: skip
+    # (rows,): where each row's centre falls, in grid rows
+    source = b.op("Sub", b.op("Mul", b.op("Add", at, b.const(0.5, np.float64)), scale),
+                  b.const(0.5, np.float64))  # fmt: skip
+    lo = b.op("Floor", b.op("ReduceMin", source, keepdims=1))
+    hi = b.op("Floor", b.op("ReduceMax", source, keepdims=1))
+    start = b.op("Max", b.cast(b.op("Sub", lo, b.const([1.0], np.float64)), INT64),
+                 b.const([0], np.int64))  # fmt: skip
+    stop = b.op("Min", b.cast(b.op("Add", hi, b.const([3.0], np.float64)), INT64), g)
+    taps = b.cast(b.op("Range", b.op("Squeeze", start), b.op("Squeeze", stop),
+                       b.const(1, np.int64)), DOUBLE)  # fmt: skip
+    distance = b.op("Abs", b.op("Sub", b.op("Unsqueeze", taps, b.const([0], np.int64)),
+                                b.op("Unsqueeze", source, b.const([1], np.int64))))  # fmt: skip
+    weights = _cubic(b, b.cast(distance, FLOAT))
+    weights = b.op("Div", weights, b.op("ReduceSum", weights, b.const([1], np.int64), keepdims=1))
+    picked = b.cast(b.op("Slice", grid, start, stop, b.const([0], np.int64)), FLOAT)
+    flat = b.op("Reshape", picked, b.op("Concat", b.op("Sub", stop, start),
+                b.const([-1], np.int64), axis=0))  # fmt: skip
+    shape = b.op("Concat", rows, b.op("Shape", grid, start=1), axis=0)
+    return b.op("Reshape", b.op("MatMul", weights, flat), shape)
+
+
+def _widen(b: _Builder, x: str, width: str, mode: str) -> str:
+    """(rows, gw, C) -> (1, rows, width, C), resampled along the row with half-pixel centres:
+    "cubic" (the painting) or "linear" (the slopes, as the reference)."""
+    x = b.op("Unsqueeze", x, b.const([0], np.int64))
+    sizes = b.op("Concat", b.op("Shape", x, end=2), width, b.op("Shape", x, start=3), axis=0)
+    # exclude_outside: the kernel is renormalised where the edge cuts it, as Pillow does.
+    cubic = (
+        {"cubic_coeff_a": CUBIC_A, "antialias": 1, "exclude_outside": 1} if mode == "cubic" else {}
+    )
+    return b.op("Resize", x, "", "", sizes, mode=mode, **cubic)
+
+
+def upsample_graph() -> onnx.ModelProto:
+    """One strip: its rows of the painting, luminance and slopes resampled to full size, the
+    photo's detail added, and the finish (module docstring)."""
+    b = _Builder()
+    photo_in, top_in, height_in, painted_in, small_in, slope_in, strength, preserve = (
+        UPSAMPLE_INPUTS
+    )
+    top, height = (b.op("Unsqueeze", x, b.const([0], np.int64)) for x in (top_in, height_in))
+    rows, width = b.dim(photo_in, 0), b.dim(photo_in, 1)
+    # The finish (module docstring): s M as the matrix pixel rows are multiplied by, and s p.
+    s, p = strength, preserve
+    keep = b.op("Mul", b.const(np.eye(3)), b.op("Sub", b.const(1.0), p))
+    grey = b.op("Mul", b.const(np.repeat(np.reshape(LUMA, (3, 1)), 3, 1)), p)
+    matrix = b.op("Mul", b.op("Add", keep, grey), s)  # (3, 3): pixel row @ matrix
+    shift = b.op("Mul", s, p)
+    # Luminance three channels wide, by a matrix product: Mul broadcasting along the last axis
+    # is ONNX Runtime's slow case (as slow as a full pass at a quarter of the pixels).
+    luma = b.const(np.repeat(np.reshape(LUMA, (3, 1)), 3, 1))
+    # At the small width: the slopes and the painting finished, and the painting less the
+    # slopes times the small photo's luminance, so that full size needs no upsampled
+    # luminance: resampling that product stands for the product of two resamplings (the
+    # slopes are smooth, so they differ by a fraction of a grey level).
+    small_luma = b.op("MatMul", _strip_rows(b, small_in, top, rows, height), luma)  # (n, w, 3)
+    slope = b.op("MatMul", _strip_rows(b, slope_in, top, rows, height), matrix)  # (n, fw, 3)
+    slope = b.op(
+        "Squeeze", _widen(b, slope, b.dim(small_luma, 1), "linear"), b.const([0], np.int64)
+    )
+    painted = b.op("MatMul", _strip_rows(b, painted_in, top, rows, height), matrix)
+    base = b.op("Sub", painted, b.op("Mul", slope, small_luma))
+    slope = b.op("Sub", slope, shift)
+    # Full size, the only part whose cost grows with the photo: two resamplings and nine
+    # passes. The styled image is clipped before strength mixes it with the photo, as a mix of
+    # two images (s times it, clipped to 255 s); QuantizeLinear rounds and saturates to uint8.
+    photo = b.cast(photo_in, FLOAT)
+    styled = b.op("Mul", _widen(b, slope, width, "linear"), b.op("MatMul", photo, luma))
+    styled = b.op("Add", styled, _widen(b, base, width, "cubic"))
+    styled = b.op("Add", styled, b.op("Mul", photo, shift))
+    styled = b.op("Clip", styled, b.const(0.0), b.op("Mul", s, b.const(255.0)))
+    result = b.op("Add", styled, b.op("Mul", photo, b.op("Sub", b.const(1.0), s)))
+    result = b.op("QuantizeLinear", result, b.const(1.0), b.const(0, np.uint8))
+    b.output(b.op("Squeeze", result, b.const([0], np.int64)), UPSAMPLE_OUTPUT)
+    scalar = helper.make_tensor_value_info
+    return b.model(
+        "upsample",
+        [
+            scalar(photo_in, UINT8, ["n", "W", 3]),
+            scalar(top_in, INT64, []),
+            scalar(height_in, INT64, []),
+            scalar(painted_in, UINT8, ["h", "w", 3]),
+            scalar(small_in, UINT8, ["h", "w", 3]),
+            scalar(slope_in, FLOAT, ["fh", "fw", 3]),
+            scalar(strength, FLOAT, []),
+            scalar(preserve, FLOAT, []),
+        ],
+        [scalar(UPSAMPLE_OUTPUT, UINT8, ["n", "W", 3])],
+        "photo strip, its position, painting, small photo, slopes, finish -> finished strip",
+    )
+
+
+def write(out_dir: Path) -> tuple[Path, Path]:
+    """Both graphs into `out_dir`: the guide graph's path, then the strip graph's."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    guide, strips = out_dir / GUIDE_GRAPH, out_dir / UPSAMPLE_GRAPH
+    onnx.save(guide_graph(), guide)
+    onnx.save(upsample_graph(), strips)
+    return guide, strips
+
+
+def _photos(photo_dir: Path, limit: int) -> list[tuple[str, np.ndarray]]:
+    paths = sorted(p for p in photo_dir.iterdir() if p.suffix.lower() in PHOTO_EXTENSIONS)
+    if not paths:
+        raise SystemExit(f"no photos in {photo_dir}; pass --photos DIR")
+    return [(p.stem, np.asarray(Image.open(p).convert("RGB"))) for p in paths[:limit]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out-dir", type=Path, default=ROOT / "function" / GRAPH_DIR)
+    p.add_argument("--photos", type=Path, default=default_photo_dir())
+    p.add_argument("--limit", type=int, default=24, help="photos measured, in name order")
+    p.add_argument("--model", type=Path, default=ROOT / "function" / "models" / PARITY_MODEL,
+                   help="the style network that paints the parity photos")  # fmt: skip
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write(Path(tmp))
+        network = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
+        cases = compare(
+            upsampler(*paths),
+            _photos(args.photos, args.limit),
+            lambda rgb: network.run([OUTPUT_NAME], {INPUT_NAME: rgb[None]})[0][0],
+        )
+        print(format_report(cases))
+        summary = check(cases)  # raises before anything is written
+        print("parity over all cases (grey levels):", summary, "tolerance:", TOLERANCE)
+        for path in paths:
+            shutil.copy(path, args.out_dir / path.name)
+            print(f"wrote {args.out_dir / path.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
