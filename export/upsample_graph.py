@@ -10,7 +10,7 @@ before anything is written.
 Two graphs (contract.py names their inputs and outputs):
 
 - GUIDE_GRAPH, once per request: the guided filter's per-channel slopes, fitted at <= COEFF_SIDE
-  px (small, whatever the photo's size).
+  px (small, whatever the photo's size) and returned on the painting's grid.
 - UPSAMPLE_GRAPH, once per strip of the full-size photo: the strip's rows of the painting, the
   small photo's luminance and the slopes, resampled to full size, the photo's detail added and
   the finish applied. Strips bound the float buffers (12 bytes a pixel per three channels) and
@@ -77,23 +77,24 @@ FLOAT, DOUBLE, INT64, UINT8 = (
 class _Builder:
     """Nodes and constants of one graph; every node's output is named after the node."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix  # a branch's names must not shadow the enclosing graph's
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
 
     def op(self, kind: str, *inputs: str, **attrs: Any) -> str:
-        name = f"{kind.lower()}_{len(self.nodes)}"
+        name = f"{self.prefix}{kind.lower()}_{len(self.nodes)}"
         self.nodes.append(helper.make_node(kind, list(inputs), [name], name=name, **attrs))
         return name
 
     def ops(self, kind: str, *inputs: str, outputs: int, **attrs: Any) -> list[str]:
-        name = f"{kind.lower()}_{len(self.nodes)}"
+        name = f"{self.prefix}{kind.lower()}_{len(self.nodes)}"
         names = [f"{name}_{i}" for i in range(outputs)]
         self.nodes.append(helper.make_node(kind, list(inputs), names, name=name, **attrs))
         return names
 
     def const(self, value: object, dtype: type = np.float32) -> str:
-        name = f"const_{len(self.inits)}"
+        name = f"{self.prefix}const_{len(self.inits)}"
         self.inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
         return name
 
@@ -124,8 +125,10 @@ def _box(b: _Builder, x: str) -> str:
 
 
 def _luma_nchw(b: _Builder, rgb: str) -> str:
-    """(1, 3, H, W) -> (1, 1, H, W): a 1x1 convolution with the BT.601 weights."""
-    return b.op("Conv", rgb, b.const(np.reshape(LUMA, (1, 3, 1, 1))))
+    """(1, 3, H, W) -> (1, 1, H, W) with the BT.601 weights. Mul and ReduceSum: a 1x1 Conv
+    took 19 ms at 1024x768 on 2 cores, most of it converting to and from its blocked layout."""
+    weighted = b.op("Mul", rgb, b.const(np.reshape(LUMA, (1, 3, 1, 1))))
+    return b.op("ReduceSum", weighted, b.const([1], np.int64), keepdims=1)
 
 
 def guide_graph() -> onnx.ModelProto:
@@ -133,23 +136,27 @@ def guide_graph() -> onnx.ModelProto:
     slopes are smooth, and the filter's window is RADIUS px at that size)."""
     b = _Builder()
 
-    def chw(hwc: str) -> str:  # (H, W, 3) uint8 -> (1, 3, H, W) float 0..1
-        x = b.cast(b.op("Transpose", hwc, perm=[2, 0, 1]), FLOAT)
-        return b.op("Unsqueeze", b.op("Mul", x, b.const(1 / 255)), b.const([0], np.int64))
-
-    painted, photo = (chw(name) for name in GUIDE_INPUTS)
-    h, w = (b.cast(b.dim(painted, axis), FLOAT) for axis in (2, 3))
+    painted_in, small_in = GUIDE_INPUTS
+    painted = b.cast(painted_in, FLOAT)  # (h, w, 3), channels last until the fit
+    small_luma = b.op("MatMul", b.cast(small_in, FLOAT), b.const(np.reshape(LUMA, (3, 1))))
+    h, w = (b.cast(b.dim(painted, axis), FLOAT) for axis in (0, 1))
     scale = b.op("Min", b.const([1.0]), b.op("Div", b.const([COEFF_SIDE]), b.op("Max", h, w)))
 
     def fitted(side: str) -> str:  # max(1, round(side * scale)); Round is half to even, as Python
         return b.cast(b.op("Max", b.op("Round", b.op("Mul", side, scale)), b.const([1.0])), INT64)
 
-    # An antialiased linear resize stands for the reference's box resize; at scale 1 it is the
-    # identity.
-    sizes = b.op("Concat", b.const([1, 4], np.int64), fitted(h), fitted(w), axis=0)
-    both = b.op("Concat", painted, _luma_nchw(b, photo), axis=1)
-    p, guide = b.ops("Split", b.op("Resize", both, "", "", sizes, mode="linear", antialias=1),
-                     b.const([3, 1], np.int64), axis=1, outputs=2)  # fmt: skip
+    # An antialiased linear resize stands for the reference's box resize (at scale 1 it is
+    # the identity), then channels first for the box filters; the filter works on 0..1, as
+    # EPS assumes.
+
+    def fit(hwc: str, channels: int) -> str:  # (h, w, C) -> (1, C, fh, fw)
+        sizes = b.op("Concat", b.const([1], np.int64), fitted(h), fitted(w),
+                     b.const([channels], np.int64), axis=0)  # fmt: skip
+        x = b.op("Unsqueeze", hwc, b.const([0], np.int64))
+        x = b.op("Resize", x, "", "", sizes, mode="linear", antialias=1)
+        return b.op("Mul", b.op("Transpose", x, perm=[0, 3, 1, 2]), b.const(1 / 255))
+
+    p, guide = fit(painted, 3), fit(small_luma, 1)
     stats = b.op("Concat", guide, p, b.op("Mul", guide, p), b.op("Mul", guide, guide), axis=1)
     mean_i, mean_p, mean_ip, mean_ii = b.ops(
         "Split", _box(b, stats), b.const([1, 3, 3, 1], np.int64), axis=1, outputs=4
@@ -162,13 +169,18 @@ def guide_graph() -> onnx.ModelProto:
     # MIN_SLOPE: sharp edges, and no colour a channel's own slope did not ask for.
     top_up = b.op("Relu", b.op("Sub", b.const(MIN_SLOPE), _luma_nchw(b, slope)))
     slope = _box(b, b.op("Add", slope, top_up))
-    hwc = b.op("Transpose", b.op("Squeeze", slope, b.const([0], np.int64)), perm=[1, 2, 0])
-    b.output(hwc, GUIDE_OUTPUT)
+    # Back on the painting's grid (bilinear, as the reference upsamples them), so the strips
+    # resample one grid: the slopes are smooth, so this costs them nothing.
+    hwc = b.op("Transpose", slope, perm=[0, 2, 3, 1])
+    sizes = b.op("Concat", b.const([1], np.int64), b.dim(painted, 0), b.dim(painted, 1),
+                 b.const([3], np.int64), axis=0)  # fmt: skip
+    hwc = b.op("Resize", hwc, "", "", sizes, mode="linear")
+    b.output(b.op("Squeeze", hwc, b.const([0], np.int64)), GUIDE_OUTPUT)
     return b.model(
         "guide",
         [helper.make_tensor_value_info(n, UINT8, ["h", "w", 3]) for n in GUIDE_INPUTS],
-        [helper.make_tensor_value_info(GUIDE_OUTPUT, FLOAT, ["fh", "fw", 3])],
-        "painting, small photo -> the guided filter's per-channel slopes at <= COEFF_SIDE px",
+        [helper.make_tensor_value_info(GUIDE_OUTPUT, FLOAT, ["h", "w", 3])],
+        "painting, small photo -> the guided filter's per-channel slopes on the painting's grid",
     )
 
 
@@ -184,11 +196,11 @@ def _cubic(b: _Builder, d: str) -> str:
     return b.op("Where", b.op("Less", d, b.const(1.0)), near, outer)
 
 
-def _strip_rows(b: _Builder, grid: str, top: str, rows: str, height: str) -> str:
-    """The strip's rows sampled from `grid` (g, gw, C), float (rows, gw, C): rows top ..
-    top + rows - 1 of a `height`-row image whose rows fall on the grid at half-pixel centres,
-    by a (rows, taps) matrix of cubic weights over the grid rows they fall between (normalised
-    where the image's edge cuts the kernel, as Pillow does)."""
+def _rows(b: _Builder, grid: str, top: str, rows: str, height: str) -> tuple[str, str, str]:
+    """Where rows top .. top + rows - 1 of a `height`-row image fall on `grid` (g, ...) at
+    half-pixel centres: the grid rows they fall between, start and stop (int64 [1]), and a
+    (rows, stop - start) matrix of cubic weights over them (normalised where the image's edge
+    cuts the kernel, as Pillow does)."""
     g = b.dim(grid, 0)
     scale = b.op("Div", b.cast(g, DOUBLE), b.cast(height, DOUBLE))
     first = b.cast(top, DOUBLE)
@@ -208,15 +220,16 @@ def _strip_rows(b: _Builder, grid: str, top: str, rows: str, height: str) -> str
                                 b.op("Unsqueeze", source, b.const([1], np.int64))))  # fmt: skip
     weights = _cubic(b, b.cast(distance, FLOAT))
     weights = b.op("Div", weights, b.op("ReduceSum", weights, b.const([1], np.int64), keepdims=1))
-    picked = b.cast(b.op("Slice", grid, start, stop, b.const([0], np.int64)), FLOAT)
-    flat = b.op("Reshape", picked, b.op("Concat", b.op("Sub", stop, start),
-                b.const([-1], np.int64), axis=0))  # fmt: skip
-    shape = b.op("Concat", rows, b.op("Shape", grid, start=1), axis=0)
-    return b.op("Reshape", b.op("MatMul", weights, flat), shape)
+    return start, stop, weights
+
+
+def _pick(b: _Builder, grid: str, start: str, stop: str) -> str:
+    """Rows start .. stop - 1 of `grid` (g, gw, C), as float."""
+    return b.cast(b.op("Slice", grid, start, stop, b.const([0], np.int64)), FLOAT)
 
 
 def _widen(b: _Builder, x: str, width: str, mode: str) -> str:
-    """(rows, gw, C) -> (1, rows, width, C), resampled along the row with half-pixel centres:
+    """(m, gw, C) -> (1, m, width, C), resampled along the row with half-pixel centres:
     "cubic" (the painting) or "linear" (the slopes, as the reference)."""
     x = b.op("Unsqueeze", x, b.const([0], np.int64))
     sizes = b.op("Concat", b.op("Shape", x, end=2), width, b.op("Shape", x, start=3), axis=0)
@@ -225,6 +238,14 @@ def _widen(b: _Builder, x: str, width: str, mode: str) -> str:
         {"cubic_coeff_a": CUBIC_A, "antialias": 1, "exclude_outside": 1} if mode == "cubic" else {}
     )
     return b.op("Resize", x, "", "", sizes, mode=mode, **cubic)
+
+
+def _tall(b: _Builder, weights: str, x: str) -> str:
+    """(1, m, W, C) grid rows -> (n, W, C) strip rows, by the (n, m) weights."""
+    flat = b.op("Reshape", x, b.op("Concat", b.op("Shape", x, start=1, end=2),
+                b.const([-1], np.int64), axis=0))  # fmt: skip
+    shape = b.op("Concat", b.op("Shape", weights, end=1), b.op("Shape", x, start=2), axis=0)
+    return b.op("Reshape", b.op("MatMul", weights, flat), shape)
 
 
 def upsample_graph() -> onnx.ModelProto:
@@ -245,29 +266,41 @@ def upsample_graph() -> onnx.ModelProto:
     # Luminance three channels wide, by a matrix product: Mul broadcasting along the last axis
     # is ONNX Runtime's slow case (as slow as a full pass at a quarter of the pixels).
     luma = b.const(np.repeat(np.reshape(LUMA, (3, 1)), 3, 1))
-    # At the small width: the slopes and the painting finished, and the painting less the
-    # slopes times the small photo's luminance, so that full size needs no upsampled
-    # luminance: resampling that product stands for the product of two resamplings (the
-    # slopes are smooth, so they differ by a fraction of a grey level).
-    small_luma = b.op("MatMul", _strip_rows(b, small_in, top, rows, height), luma)  # (n, w, 3)
-    slope = b.op("MatMul", _strip_rows(b, slope_in, top, rows, height), matrix)  # (n, fw, 3)
-    slope = b.op(
-        "Squeeze", _widen(b, slope, b.dim(small_luma, 1), "linear"), b.const([0], np.int64)
-    )
-    painted = b.op("MatMul", _strip_rows(b, painted_in, top, rows, height), matrix)
+    # On the grid rows the strip falls between (a quarter of its rows for a 4x enlargement):
+    # the slopes and the painting finished, and the painting less the slopes times the small
+    # photo's luminance, so that full size needs no upsampled luminance (resampling that
+    # product stands for the product of two resamplings: the slopes are smooth, so they differ
+    # by a fraction of a grey level). Then resampled along the rows to full width, where Resize
+    # does a quarter of the rows it would after the rows, and to the strip's rows.
+    start, stop, weights = _rows(b, painted_in, top, rows, height)
+    small_luma = b.op("MatMul", _pick(b, small_in, start, stop), luma)  # (m, w, 3)
+    slope = b.op("MatMul", _pick(b, slope_in, start, stop), matrix)  # (m, w or 1, 3)
+    painted = b.op("MatMul", _pick(b, painted_in, start, stop), matrix)
     base = b.op("Sub", painted, b.op("Mul", slope, small_luma))
     slope = b.op("Sub", slope, shift)
-    # Full size, the only part whose cost grows with the photo: two resamplings and nine
-    # passes. The styled image is clipped before strength mixes it with the photo, as a mix of
-    # two images (s times it, clipped to 255 s); QuantizeLinear rounds and saturates to uint8.
+    # Full size, the only part whose cost grows with the photo: two resamplings and a few
+    # passes, fewer for the default finish (strength 1, no colour preservation). Otherwise the
+    # styled image is clipped before strength mixes it with the photo, as a mix of two images
+    # (s times it, clipped to 255 s). QuantizeLinear rounds and saturates to uint8.
     photo = b.cast(photo_in, FLOAT)
-    styled = b.op("Mul", _widen(b, slope, width, "linear"), b.op("MatMul", photo, luma))
-    styled = b.op("Add", styled, _widen(b, base, width, "cubic"))
-    styled = b.op("Add", styled, b.op("Mul", photo, shift))
-    styled = b.op("Clip", styled, b.const(0.0), b.op("Mul", s, b.const(255.0)))
-    result = b.op("Add", styled, b.op("Mul", photo, b.op("Sub", b.const(1.0), s)))
-    result = b.op("QuantizeLinear", result, b.const(1.0), b.const(0, np.uint8))
-    b.output(b.op("Squeeze", result, b.const([0], np.int64)), UPSAMPLE_OUTPUT)
+    slope = _tall(b, weights, _widen(b, slope, width, "linear"))
+    styled = b.op("Mul", slope, b.op("MatMul", photo, luma))
+    styled = b.op("Add", styled, _tall(b, weights, _widen(b, base, width, "cubic")))
+    plain = b.op("And", b.op("GreaterOrEqual", s, b.const(1.0)), b.op("Equal", p, b.const(0.0)))
+    zero, one, top_value = b.const(0, np.uint8), b.const(1.0), b.const(255.0)
+    branches = []
+    for name, finished in (("plain_", False), ("mixed_", True)):
+        branch = _Builder(name)
+        x = styled
+        if finished:
+            x = branch.op("Add", x, branch.op("Mul", photo, shift))
+            x = branch.op("Clip", x, b.const(0.0), branch.op("Mul", s, top_value))
+            x = branch.op("Add", x, branch.op("Mul", photo, branch.op("Sub", one, s)))
+        branch.output(branch.op("QuantizeLinear", x, one, zero), f"{name}result")
+        out = helper.make_tensor_value_info(f"{name}result", UINT8, None)
+        branches.append(helper.make_graph(branch.nodes, name + "finish", [], [out]))
+    result = b.op("If", plain, then_branch=branches[0], else_branch=branches[1])
+    b.output(result, UPSAMPLE_OUTPUT)
     scalar = helper.make_tensor_value_info
     return b.model(
         "upsample",
@@ -277,7 +310,7 @@ def upsample_graph() -> onnx.ModelProto:
             scalar(height_in, INT64, []),
             scalar(painted_in, UINT8, ["h", "w", 3]),
             scalar(small_in, UINT8, ["h", "w", 3]),
-            scalar(slope_in, FLOAT, ["fh", "fw", 3]),
+            scalar(slope_in, FLOAT, ["h", "sw", 3]),  # (h, 1, 3) zeros where unused
             scalar(strength, FLOAT, []),
             scalar(preserve, FLOAT, []),
         ],

@@ -36,16 +36,23 @@ class Instance:
         self.admission = Admission(runs, config.max_queued_requests, config.queue_timeout_s, pixels)
         self.thumbnails = Thumbnails(self.registry.get, self.stylize)
         # Built after the registry's first session settled the provider, so they run where the
-        # models do. Their runs are many and small (one per strip): with an arena their buffers
-        # are reused instead of page-faulted in anew each run (measured: 16.6 -> 10.4 ms a
-        # strip), and it holds one strip's worth; without spinning, threads sleep between runs
-        # instead of taking the cores from the request's other work (measured on a loaded
-        # 2-core machine: 0.41 s for a 12 MP photo, 0.75 s spinning).
-        options = session_options(self.registry.threads, arena=True, spinning=False)
+        # models do. Their runs are short and, for the strip graph, many: threads that sleep
+        # between them instead of spinning leave the cores to the request's other work
+        # (measured on a loaded 2-core machine: 0.41 s for a 12 MP photo, 0.75 s spinning). The
+        # strip graph's arena reuses its buffers instead of page-faulting them in anew each
+        # run (16.6 -> 10.4 ms a strip) and holds one strip's worth; the guide graph, once a
+        # request, keeps none.
+        threads = self.registry.threads
         guide, strips = Upsampler.paths()
         self.upsampler = Upsampler(
-            self.registry.build(guide, "full resolution: guide", options),
-            self.registry.build(strips, "full resolution: strips", options),
+            self.registry.build(
+                guide, "full resolution: guide", session_options(threads, spinning=False)
+            ),
+            self.registry.build(
+                strips,
+                "full resolution: strips",
+                session_options(threads, arena=True, spinning=False),
+            ),
         )
 
     def stylize(self, choice: Choice, rgb: np.ndarray) -> np.ndarray:

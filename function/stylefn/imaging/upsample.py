@@ -27,11 +27,14 @@ GRAPHS = FUNCTION_DIR / GRAPH_DIR
 # few MB, in cache. Measured at 12 MP on 2 cores: 64-row strips (258k pixels) ran the graph in
 # 0.38 s, 32 rows in 0.40 s, 128 rows in 0.42 s, the whole photo in one run over 3x slower.
 STRIP_PIXELS = 1 << 18
+# At most this many rows: a strip's rows are a matrix product with the small grid's rows they
+# fall between, which are as many as the strip's own where the painting is full size.
+MAX_STRIP_ROWS = 64
 
 
 def strip_rows(width: int) -> int:
     """Rows per strip for a photo `width` pixels wide."""
-    return max(1, STRIP_PIXELS // width)
+    return max(1, min(MAX_STRIP_ROWS, STRIP_PIXELS // width))
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,17 @@ class Upsampler:
         self, photo: np.ndarray, painted: np.ndarray, photo_small: np.ndarray, finish: Finish
     ) -> np.ndarray:
         """`painted` (h, w, 3) uint8, the painting of `photo_small`, brought to `photo`'s
-        (H, W) size and finished; (H, W, 3) uint8. Also right when h, w are H, W: then the
-        graphs only apply the finish."""
+        (H, W) size and finished; (H, W, 3) uint8. Also right when h, w are H, W: then only
+        the finish applies."""
         painted_name, small_name = GUIDE_INPUTS
-        (slope,) = self._guide.run([GUIDE_OUTPUT], {painted_name: painted, small_name: photo_small})
         height, width = photo.shape[:2]
+        if painted.shape[:2] == (height, width):
+            # The slopes scale the photo's detail the painting lacks, and a painting of the
+            # photo itself lacks none: no fit (35-60 ms of a 768x512 photo's ~0.3 s).
+            slope = np.zeros((height, 1, 3), np.float32)
+        else:
+            feed = {painted_name: painted, small_name: photo_small}
+            (slope,) = self._guide.run([GUIDE_OUTPUT], feed)
         photo_in, top, height_in, *_, strength, preserve = UPSAMPLE_INPUTS
         feeds = {
             height_in: np.array(height, np.int64),
