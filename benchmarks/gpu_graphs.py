@@ -29,6 +29,7 @@ from benchmarks.latency import time_ms
 from devtools.images import make_photo
 from stylefn.imaging.full_resolution import paint_size
 from stylefn.imaging.upsample import Finish, Upsampler
+from stylefn.styles.registry import available_cpus, session_options
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
@@ -37,8 +38,7 @@ FINISH = Finish(0.8, preserve_color=True)
 
 
 def _upsampler(provider: str) -> Upsampler:
-    options = ort.SessionOptions()
-    options.enable_cpu_mem_arena = True  # as the function builds them (instance.py)
+    options = session_options(available_cpus(), arena=True, spinning=False)  # as instance.py
     guide, strips = Upsampler.paths()
     return Upsampler(
         ort.InferenceSession(str(guide), options, providers=[provider]),
@@ -49,7 +49,9 @@ def _upsampler(provider: str) -> Upsampler:
 def bench_graphs(provider: str, warmup: int, iters: int, network: Path) -> list[dict]:
     """One row per size and one end-to-end row; each with `parity` against the CPU."""
     run, cpu = _upsampler(provider), _upsampler(PROVIDERS["cpu"])
-    style = ort.InferenceSession(str(network), providers=[provider])
+    style = ort.InferenceSession(
+        str(network), session_options(available_cpus()), providers=[provider]
+    )
     rows = []
     for name, (w, h) in SIZES.items():
         photo = np.asarray(make_photo(w, h, seed=1))
