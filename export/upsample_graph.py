@@ -17,21 +17,25 @@ Two graphs (contract.py names their inputs and outputs):
   keep them in cache: measured on 2 cores, ten elementwise passes over a 12 MP photo took
   128 ms in 16-row strips against 565 ms in one piece.
 
-Resampling is separable. Vertically, a strip's rows are a small matrix product with the rows of
-the small grid they fall between (weights computed in the graph from the strip's position, so
-every row lands exactly where a resize of the whole puts it: strips join without seams).
-Horizontally, Resize with half-pixel centres over the whole width. Both use the bicubic kernel
-(a = -0.5, Pillow's BICUBIC) for the painting, the luminance and the slopes alike: Resize has no
-Lanczos, and its fast (antialias) cubic path is ~2.7 ns a pixel and channel where its
-tf_crop_and_resize mode took ~460.
+Resampling is separable, and done in the cheaper order. First along the rows, on only the rows
+of the small grid the strip falls between (a quarter of the strip's rows at 4x), by Resize with
+half-pixel centres over the whole width; then to the strip's own rows, by a small matrix
+product whose weights the graph computes from the strip's position, so every row lands exactly
+where a resize of the whole puts it: strips join without seams. The painting uses the bicubic
+kernel (a = -0.5, Pillow's BICUBIC: Resize has no Lanczos, and its fast (antialias) cubic path
+is ~2.7 ns a pixel and channel where its tf_crop_and_resize mode took ~460), the slopes linear
+along the rows (as the reference) and cubic across them; the slopes come on the painting's
+grid from the guide graph. Measured on a 12 MP photo, single thread on a loaded 2-core machine:
+6.5 ms a 64-row strip, 11.5 ms resampling the other way round.
 
-The finish is linear up to a clip, so it is folded in at the small grid's width: with
+The finish is linear up to a clip, so it is folded in on the small grid: with
 p = preserve_color (the photo's chroma, the result's luminance: for a linear luma, the luminance
 change added to every channel) and s = strength, the finished pixel is
 (1 - s) photo + clip(s p photo + up(B) + up(A) * L, 0, 255 s), where L is the photo's
-luminance, B = s M painting - up(s M slope) * Lu with Lu the small photo's luminance,
-A = s M slope - s p, and M = (1 - p) I + p (rows of luma weights). Only that line runs at full
-size.
+luminance, B = s M painting - (s M slope) * Lu with Lu the small photo's luminance (resampling
+that product stands for the product of two resamplings: the slopes are smooth), A = s M slope -
+s p, and M = (1 - p) I + p (rows of luma weights). Only that line runs at full size, and for
+the default finish (s = 1, p = 0) only up(B) + up(A) * L.
 """
 
 from __future__ import annotations
