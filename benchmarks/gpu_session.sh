@@ -65,7 +65,8 @@ for last in sorted(runs.glob("*/last.pt"), key=lambda p: (".fast" in p.parent.na
 flush()
 EOF
 
-[ -z "${SKIP_BENCH:-}" ] && timeout 150 python3 -m benchmarks.gpu --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
+# gpu.py's second table is the full-resolution graphs (function/graphs/, benchmarks/gpu_graphs.py).
+[ -z "${SKIP_BENCH:-}" ] && timeout 210 python3 -m benchmarks.gpu --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
 tar -czf "$OUT/runs.tar.gz" -C "$RUNS" logs \
   $(cd "$RUNS" && ls -d gpu.json */log.jsonl */samples */loss.png 2>/dev/null)
 ls -la "$OUT"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Deploy function/ to Cloud Run with one NVIDIA L4 GPU per instance, or (--cpu-only) on CPUs.
+# Deploy function/ to Cloud Run on CPUs (the default, also --cpu-only), or (--gpu) with one NVIDIA
+# L4 GPU per instance. Why CPU by default: the cost table in infra/README.md ("Costs").
 #
 # Builds a container from infra/Dockerfile (Cloud Build -> Artifact Registry) rather than a
 # `--source function/ --function stylize` deploy: Cloud Run mounts only the GPU driver, the
@@ -21,8 +22,8 @@ REGION="${REGION:-us-central1}"
 PROJECT="${PROJECT:-}"
 ARTIFACT_REPO="${ARTIFACT_REPO:-styleserve}"
 FUNCTION_DIR="${FUNCTION_DIR:-$REPO_ROOT/function}"
-CPU_ONLY="${CPU_ONLY:-0}"
-# Empty: the mode's default, filled in after the flags are read (GPU / --cpu-only).
+CPU_ONLY="${CPU_ONLY:-1}"  # 0 (--gpu): an L4 GPU service
+# Empty: the mode's default, filled in after the flags are read (CPU / --gpu).
 CPU="${CPU:-}"
 MEMORY="${MEMORY:-}"
 CONCURRENCY="${CONCURRENCY:-}"
@@ -45,10 +46,12 @@ usage() {
   cat <<EOF
 Usage: infra/deploy.sh [options]
 
-Builds infra/Dockerfile with Cloud Build, pushes it to Artifact Registry and deploys it, by
-image digest, to Cloud Run with one NVIDIA L4 GPU per instance (REQUIRE_GPU=1, so an instance
-without CUDA refuses to start). --cpu-only builds infra/Dockerfile.cpu instead (onnxruntime's
-CPU build, no CUDA libraries) and deploys a CPU service serving the 'fast' models by default.
+Builds infra/Dockerfile.cpu (onnxruntime's CPU build, no CUDA libraries) with Cloud Build, pushes
+it to Artifact Registry and deploys it, by image digest, to Cloud Run as a CPU service serving
+the 'fast' models by default, with request-based billing (the default: per photo it costs a
+fraction of what an L4 instance does, infra/README.md "Costs"). --gpu builds infra/Dockerfile
+instead and deploys with one NVIDIA L4 GPU per instance (REQUIRE_GPU=1, so an instance without
+CUDA refuses to start).
 Every revision gets a startup probe on /healthz (an instance takes traffic only once its
 models are loaded), runs as a dedicated service account with no project roles, and has an
 explicit request timeout. Prints the service URL and a curl line that works.
@@ -58,12 +61,13 @@ Options (env var in brackets, then default):
   --region REGION       [REGION]   us-central1  (L4 regions: $L4_REGIONS)
   --service NAME        [SERVICE]  styleserve
   --repo NAME           [ARTIFACT_REPO]  styleserve  (Artifact Registry Docker repo, created if missing)
-  --cpu-only            [CPU_ONLY=1]     a CPU service: no GPU, infra/Dockerfile.cpu, DEFAULT_ARCH=fast
-  --cpu N               [CPU]      4 (GPU: at least 4) | --cpu-only: 2
-  --memory SIZE         [MEMORY]   16Gi (GPU: at least 16Gi) | --cpu-only: 4Gi
-  --concurrency N       [CONCURRENCY]    4 | --cpu-only: 4  (requests per instance; also THREADS)
+  --cpu-only            [CPU_ONLY=1]     the default: a CPU service, infra/Dockerfile.cpu, DEFAULT_ARCH=fast
+  --gpu                 [CPU_ONLY=0]     one NVIDIA L4 per instance, infra/Dockerfile (needs L4 quota)
+  --cpu N               [CPU]      2 | --gpu: 4 (at least 4)
+  --memory SIZE         [MEMORY]   4Gi | --gpu: 16Gi (at least 16Gi)
+  --concurrency N       [CONCURRENCY]    4 | --gpu: 4  (requests per instance; also THREADS)
   --min-instances N     [MIN_INSTANCES]  0  (>0 keeps an instance billed around the clock)
-  --max-instances N     [MAX_INSTANCES]  1 (must fit your L4 quota) | --cpu-only: 3
+  --max-instances N     [MAX_INSTANCES]  3 | --gpu: 1 (must fit your L4 quota)
   --timeout SECONDS     [REQUEST_TIMEOUT] 300 (Cloud Run request timeout, 1..3600)
   --service-account EMAIL [SERVICE_ACCOUNT] the identity the service runs as; default
                         SERVICE-run@PROJECT.iam.gserviceaccount.com, created if missing, with no
@@ -72,7 +76,7 @@ Options (env var in brackets, then default):
                         and serve the *.onnx at its top level (what infra/train.sh writes)
   --models-mode MODE    [MODELS_MODE]    beside (default: bucket models plus the bundled ones;
                         a style+arch may not be in both) | instead (only the bucket's)
-  --zonal-redundancy    [GPU_ZONAL_REDUNDANCY=1]  off: deploys --no-gpu-zonal-redundancy
+  --zonal-redundancy    [GPU_ZONAL_REDUNDANCY=1]  --gpu; off: deploys --no-gpu-zonal-redundancy
   --public              [PUBLIC=1]       allow unauthenticated calls (default: authenticated only)
   --default-style NAME  [DEFAULT_STYLE]  passed to the function as DEFAULT_STYLE
   --env KEY=VALUE       extra env var for the function (repeatable), e.g. MAX_PIXELS=4000000
@@ -83,8 +87,8 @@ Options (env var in brackets, then default):
   --dry-run             [DRY_RUN=1]      print every command that would change something, run none
   -h, --help            this text
 
-Needs: gcloud (logged in), a project with billing, L4 quota in the region (not for
---cpu-only); python3 with Pillow for --smoke. See infra/README.md.
+Needs: gcloud (logged in), a project with billing, L4 quota in the region (only for --gpu);
+python3 with Pillow for --smoke. See infra/README.md.
 EOF
 }
 
@@ -96,6 +100,7 @@ parse_args() {
       --service) need_value "$@"; SERVICE="$2"; shift ;;
       --repo) need_value "$@"; ARTIFACT_REPO="$2"; shift ;;
       --cpu-only) CPU_ONLY=1 ;;
+      --gpu) CPU_ONLY=0 ;;
       --cpu) need_value "$@"; CPU="$2"; shift ;;
       --timeout) need_value "$@"; REQUEST_TIMEOUT="$2"; shift ;;
       --service-account) need_value "$@"; SERVICE_ACCOUNT="$2"; shift ;;

@@ -1,9 +1,11 @@
-"""Full-resolution results: paint size, guided upsampling, tiles that match one run, and the
-API answering a phone photo at its own size."""
+"""Full-resolution results: paint size, the upsampling graphs (exported by our own code, checked
+against the numpy path they replaced), tiles that match one run, and the API answering a phone
+photo at its own size."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -12,7 +14,9 @@ from conftest import decoded
 from PIL import Image, ImageDraw
 
 from devtools.images import make_phone_jpeg, make_photo
-from stylefn.imaging import full_resolution
+from export import upsample_graph, upsample_parity
+from stylefn.imaging import full_resolution, upsample
+from stylefn.imaging.upsample import Finish, Upsampler
 from stylefn.styles import tiling
 
 
@@ -36,7 +40,38 @@ def test_paint_size(size, scale, budget, expected):
     assert full_resolution.paint_size(*size, scale, budget) == expected
 
 
-def test_guided_upsample_brings_back_the_photos_detail():
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory) -> tuple[Path, Path]:
+    """Both full-resolution graphs, exported by export/upsample_graph.py as shipped."""
+    return upsample_graph.write(tmp_path_factory.mktemp("graphs"))
+
+
+@pytest.fixture(scope="module")
+def upsampler(graphs) -> Upsampler:
+    return upsample_parity.upsampler(*graphs)
+
+
+def test_the_shipped_graphs_are_what_export_writes(graphs):
+    """function/graphs/ holds the current export (re-run `python -m export.upsample_graph`)."""
+    for written, shipped in zip(graphs, Upsampler.paths(), strict=True):
+        assert shipped.read_bytes() == written.read_bytes(), shipped
+
+
+def test_graphs_match_the_numpy_path_within_tolerance(upsampler, model_dir):
+    """Parity with the numpy path they replaced, as export checks it on real photos, here on
+    generated ones painted by a real (tiny) network; in grey levels."""
+    network = session(model_dir / "stripes.fast.onnx")
+    photos = [
+        (f"photo{i}", np.asarray(make_photo(190 + 37 * i, 128 + 11 * i, seed=i))) for i in range(3)
+    ]
+    cases = upsample_parity.compare(
+        upsampler, photos, lambda rgb: network.run(["stylized"], {"image": rgb[None]})[0][0]
+    )
+    assert len(cases) == 3 * len(upsample_parity.ENLARGEMENTS) * len(upsample_parity.FINISHES)
+    upsample_parity.check(cases)  # raises beyond TOLERANCE
+
+
+def test_upsampling_brings_back_the_photos_detail(upsampler):
     """With a network that paints the photo itself, upsampling the painting should give the
     full-size photo's edges back far sharper than Lanczos alone: they come from the guide."""
     img = Image.new("RGB", (480, 320), (90, 90, 90))
@@ -48,21 +83,69 @@ def test_guided_upsample_brings_back_the_photos_detail():
     photo = np.asarray(img)
     small = np.asarray(Image.fromarray(photo).resize((120, 80), Image.Resampling.LANCZOS))
     lanczos = np.asarray(Image.fromarray(small).resize((480, 320), Image.Resampling.LANCZOS))
-    guided = full_resolution.guided_upsample(small, small, photo)
+    guided = upsampler(photo, small, small, Finish())
     assert guided.shape == photo.shape and guided.dtype == np.uint8
     err = {k: np.abs(v.astype(int) - photo).mean() for k, v in (("g", guided), ("l", lanczos))}
     assert err["g"] < 0.5 * err["l"], err
 
 
-def test_guided_upsample_keeps_the_paintings_own_strokes():
+def test_upsampling_keeps_the_paintings_own_strokes(upsampler):
     """Texture the network painted that is not in the photo must survive the upsampling (a
-    plain guided filter smooths it away), and a flat photo adds nothing to it."""
+    plain guided filter smooths it away), and a flat photo adds nothing to it: the painting
+    comes back as Pillow's bicubic upscaling makes it (in float: in 8 bits Pillow also clips
+    between its two passes)."""
     photo = np.full((320, 480, 3), 128, np.uint8)
     small = np.full((80, 120, 3), 128, np.uint8)
     strokes = np.random.default_rng(8).integers(0, 256, (80, 120, 3), dtype=np.uint8)
-    out = full_resolution.guided_upsample(strokes, small, photo).astype(int)
-    lanczos = np.asarray(Image.fromarray(strokes).resize((480, 320), Image.Resampling.LANCZOS))
-    assert np.abs(out - lanczos).max() <= 1
+    out = upsampler(photo, strokes, small, Finish()).astype(int)
+    channels = [Image.fromarray(strokes[..., c].astype(np.float32)) for c in range(3)]
+    bicubic = np.stack(
+        [np.asarray(c.resize((480, 320), Image.Resampling.BICUBIC)) for c in channels], -1
+    )
+    assert np.abs(out - np.clip(np.rint(bicubic), 0, 255)).max() <= 1
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_strips_join_without_seams(upsampler, monkeypatch, rows):
+    """Strips of any height give what one run over the whole photo gives: every row is
+    sampled where a resize of the whole puts it."""
+    photo = np.asarray(make_photo(300, 203, seed=4))
+    small = np.asarray(Image.fromarray(photo).resize((71, 48), Image.Resampling.LANCZOS))
+    painted = np.ascontiguousarray(small[:, ::-1])  # anything unlike the photo
+    finish = Finish(0.7, preserve_color=True)
+    monkeypatch.setattr(upsample, "STRIP_PIXELS", 10**9)
+    whole = upsampler(photo, painted, small, finish).astype(int)
+    monkeypatch.setattr(upsample, "STRIP_PIXELS", 300 * rows)
+    strips = upsampler(photo, painted, small, finish).astype(int)
+    assert np.abs(strips - whole).max() <= 1
+
+
+@pytest.mark.parametrize("fill", [0, 255])
+@pytest.mark.parametrize(("photo_size", "small_size"), [
+    ((97, 61), (25, 16)), ((1, 300), (1, 75)), ((300, 1), (75, 1)), ((5, 5), (5, 5)),
+])  # fmt: skip
+def test_flat_and_degenerate_images_give_no_nan(graphs, upsampler, fill, photo_size, small_size):
+    """A flat photo (no variance for the guided filter), one pixel wide or high, or painted
+    at its own size: finite slopes, and the flat painting back exactly."""
+    w, h = photo_size
+    photo = np.full((h, w, 3), fill, np.uint8)
+    sw, sh = small_size
+    small = np.full((sh, sw, 3), fill, np.uint8)
+    painted = np.full((sh, sw, 3), (200, 40, 90), np.uint8)
+    guide = session(graphs[0])
+    (slope,) = guide.run(None, {"painted": painted, "photo_small": small})
+    assert np.isfinite(slope).all()
+    out = upsampler(photo, painted, small, Finish())
+    assert (out == (200, 40, 90)).all()
+
+
+def test_painted_at_its_own_size_only_the_finish_applies(upsampler):
+    photo = np.asarray(make_photo(130, 90, seed=9))
+    painted = np.asarray(make_photo(130, 90, seed=10))
+    assert (upsampler(photo, painted, photo, Finish()) == painted).all()
+    assert (upsampler(photo, painted, photo, Finish(0.0)) == photo).all()
+    half = upsampler(photo, painted, photo, Finish(0.5)).astype(int)
+    assert np.abs(half - (photo.astype(int) + painted) / 2).max() <= 1
 
 
 @pytest.fixture(scope="module")

@@ -377,12 +377,16 @@ def session_logs(out: str) -> list[str]:
     return [line["model"] for line in lines if line["message"] == "session created"]
 
 
+GRAPH_SESSIONS = ["full resolution: guide", "full resolution: strips"]
+
+
 def test_sessions_are_lazy_and_concurrent_first_requests_build_one(make_client, capfd):
     capfd.readouterr()
     fresh = make_client()  # a process-like instance of its own, no sessions yet
     assert fresh.get("/styles").status_code == 200  # builds the registry: metadata + default
     registry = fresh.module.instance().registry
-    assert session_logs(capfd.readouterr().out) == ["dots/johnson"]  # the default, warmed
+    # The default, warmed, and the full-resolution graphs every request runs.
+    assert session_logs(capfd.readouterr().out) == ["dots/johnson", *GRAPH_SESSIONS]
     built = {key for key, m in registry.models.items() if m.session is not None}
     assert built == {"dots/johnson"}  # /styles built nothing else
 
@@ -510,7 +514,8 @@ def test_real_server_cold_start_warms_the_default_and_builds_the_rest_on_use(
     log = tmp_path / "server.log"
     env = {"MODEL_DIR": str(model_dir), "DEFAULT_STYLE": "stripes"}
     with serve_function(Path(MAIN), log, env) as url:  # returns at the first /healthz answer
-        assert session_logs(log.read_text())[-1] == "stripes/fast"  # warmed before any POST
+        at_start = session_logs(log.read_text())  # warmed before any POST
+        assert at_start[-3:] == ["stripes/fast", *GRAPH_SESSIONS]
         png = encode(PHOTO, "PNG")
         answers = {}
         for arch in (None, "johnson", "johnson"):

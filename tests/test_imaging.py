@@ -9,13 +9,15 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
+from devtools.bombs import progressive_scan_bomb
+from devtools.images import make_photo
 from stylefn.http.error_map import api_error
 from stylefn.http.errors import ApiError
 from stylefn.imaging.decode import DecodedImage, decode_image
 from stylefn.imaging.encode import MEDIA_TYPES, encode_image
-from stylefn.imaging.errors import ImageTooLarge, InvalidImage, UnsupportedOutput
+from stylefn.imaging.errors import ImageTooComplex, ImageTooLarge, InvalidImage, UnsupportedOutput
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -218,6 +220,33 @@ def test_exif_orientation_with_downscale():
     assert out.rgb.shape == (50, 25, 3)
     assert_colour(out.rgb[5, 12], RED)
     assert_colour(out.rgb[45, 12], BLUE)
+
+
+def test_a_large_shrink_decodes_the_jpeg_at_reduced_size(monkeypatch):
+    """max_size far below the photo's size: libjpeg decodes at 1/2..1/8 scale (Pillow's draft),
+    never below max_size, and the result is the photo shrunk."""
+    asked = []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+
+    def draft(img, mode, size):
+        asked.append(size)
+        return real_draft(img, mode, size)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", draft)
+    photo = make_photo(1600, 1200, seed=2)
+    out = decode(save(photo, "JPEG", quality=95), max_side=400)
+    assert asked == [(400, 300)] and out.rgb.shape == (300, 400, 3)
+    whole = np.asarray(photo.resize((400, 300), Image.Resampling.LANCZOS), float)
+    assert np.abs(out.rgb - whole).mean() < 2
+
+
+def test_the_cost_bound_is_checked_before_a_reduced_decode(monkeypatch):
+    """A scan bomb asked for at a small max_size is refused by its structure, before Pillow
+    decodes anything, draft or not."""
+    fail = lambda *a: pytest.fail("decoded a scan bomb")  # noqa: E731
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", fail)
+    with pytest.raises(ImageTooComplex):
+        decode(progressive_scan_bomb(repeats=1000, side=2000), max_side=64)
 
 
 # --- decoding: size limits --------------------------------------------------------------------

@@ -244,8 +244,24 @@ def only_deploy(gcloud: FakeGcloud) -> list[str]:
 # --- deploy.sh -----------------------------------------------------------------------------
 
 
-def test_deploy_defaults_gpu_and_authenticated(gcloud):
+def test_deploy_defaults_to_a_cpu_service(gcloud):
+    """No mode flag: the CPU service (infra/README.md "Costs" says why), as --cpu-only."""
     result = gcloud.run("deploy.sh")
+    assert result.returncode == 0, result.stderr
+    default = only_deploy(gcloud)
+    (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
+    assert "function/requirements-cpu.txt" in build["context"]
+    assert flag(build["argv"], "--tag").endswith("/styleserve-cpu:t1")
+    assert not any(a.startswith(("--gpu", "--no-gpu")) for a in default), default
+    assert "--cpu-throttling" in default
+    assert env_vars(default) == {"DEFAULT_ARCH": "fast", "THREADS": "4"}
+    gcloud.log.write_text("")
+    assert gcloud.run("deploy.sh", "--cpu-only").returncode == 0
+    assert only_deploy(gcloud) == default
+
+
+def test_deploy_gpu_and_authenticated(gcloud):
+    result = gcloud.run("deploy.sh", "--gpu")
     assert result.returncode == 0, result.stderr
 
     (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
@@ -321,6 +337,7 @@ def test_deploy_region_override(gcloud, how):
 def test_deploy_settings_from_flags_and_env(gcloud):
     result = gcloud.run(
         "deploy.sh",
+        "--gpu",
         "--concurrency",
         "8",
         "--zonal-redundancy",
@@ -354,9 +371,9 @@ def test_deploy_settings_from_flags_and_env(gcloud):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--cpu", "2"], "at least 4 CPU"),
-        (["--memory", "8Gi"], "at least 16Gi"),
-        (["--min-instances", "2"], "exceeds MAX_INSTANCES"),
+        (["--gpu", "--cpu", "2"], "at least 4 CPU"),
+        (["--gpu", "--memory", "8Gi"], "at least 16Gi"),
+        (["--min-instances", "4"], "exceeds MAX_INSTANCES"),  # 3 on a CPU service
         (["--bogus"], "unknown argument"),
     ],
 )
@@ -370,6 +387,7 @@ def test_deploy_rejects_bad_settings_before_touching_anything(gcloud, args, mess
 def test_deploy_dry_run_runs_no_mutating_command(gcloud):
     result = gcloud.run(
         "deploy.sh",
+        "--gpu",
         "--dry-run",
         "--smoke",
         FAKE_ENABLED_APIS="run.googleapis.com",
@@ -468,7 +486,7 @@ def test_help_documents_settings(gcloud, script):
     if script == "deploy.sh":
         for text in ("16Gi", "--public", "[MAX_INSTANCES]", "--no-gpu-zonal-redundancy"):
             assert text in result.stdout
-        for text in ("--cpu-only", "--models-bucket", "--service-account", "--timeout"):
+        for text in ("--cpu-only", "--gpu", "--models-bucket", "--service-account", "--timeout"):
             assert text in result.stdout
     if script == "train.sh":
         for text in ("--style", "--bucket", "--photos", "[TIME_BUDGET]", "cu126", "vgg16"):
@@ -991,10 +1009,8 @@ def test_smoke_passes_against_real_function(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cpu", "Dockerfile.train"])
-def test_dockerfile_copies_what_exists_and_is_not_ignored(dockerfile):
-    """Every COPY source is in the repository and not excluded by the file's .dockerignore
-    (built from the repository root), so a moved file fails here, not in Cloud Build."""
+def _dockerignored(dockerfile: str, path: str) -> bool:
+    """Whether the file's .dockerignore (built from the repository root) excludes `path`."""
     import fnmatch
 
     rules = []
@@ -1002,23 +1018,45 @@ def test_dockerfile_copies_what_exists_and_is_not_ignored(dockerfile):
         line = line.strip()
         if line and not line.startswith("#"):
             rules.append((line.startswith("!"), line.lstrip("!")))
+    verdict = False
+    parts = path.split("/")
+    for keep, pattern in rules:
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or pattern == "**":
+            verdict = not keep
+    return verdict
 
-    def ignored(path: str) -> bool:
-        verdict = False
-        parts = path.split("/")
-        for keep, pattern in rules:
-            prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-            if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or pattern == "**":
-                verdict = not keep
-        return verdict
 
-    copies = [
+def _copies(dockerfile: str) -> list[list[str]]:
+    return [
         line.split()[1:-1]
         for line in (INFRA / dockerfile).read_text().splitlines()
         if line.startswith("COPY ") and "--from" not in line
     ]
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cpu", "Dockerfile.train"])
+def test_dockerfile_copies_what_exists_and_is_not_ignored(dockerfile):
+    """Every COPY source is in the repository and not excluded by the file's .dockerignore
+    (built from the repository root), so a moved file fails here, not in Cloud Build."""
+    copies = _copies(dockerfile)
     assert copies
     for sources in copies:
         for source in sources:
             assert (REPO / source).exists(), f"{dockerfile}: COPY {source}: no such path"
-            assert not ignored(source.rstrip("/")), f"{dockerfile}: COPY {source} is ignored"
+            assert not _dockerignored(dockerfile, source.rstrip("/")), (
+                f"{dockerfile}: COPY {source} is ignored"
+            )
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "Dockerfile.cpu"])
+def test_serving_images_ship_the_full_resolution_graphs(dockerfile):
+    """The graphs every request runs (function/graphs/, not a models folder) are in the
+    image: copied by a COPY and not excluded from the build context."""
+    from stylefn.imaging.upsample import Upsampler
+
+    for graph in Upsampler.paths():
+        path = graph.relative_to(REPO).as_posix()
+        assert graph.is_file() and not _dockerignored(dockerfile, path), path
+        sources = [src.rstrip("/") for sources in _copies(dockerfile) for src in sources]
+        assert any(path == src or path.startswith(src + "/") for src in sources), path

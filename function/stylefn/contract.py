@@ -53,3 +53,19 @@ METADATA_KEYS = (
     "loss_net",
     "image_size",
 )
+
+# The full-resolution graphs (export/upsample_graph.py), in function/GRAPH_DIR: never in a models
+# folder, where every *.onnx is a style. GUIDE_GRAPH runs once per request: the painting and the
+# photo it painted, uint8 (h, w, 3), to the guided filter's slopes, float (h, w, 3).
+# UPSAMPLE_GRAPH runs once per strip of the full-size photo, uint8 (n, W, 3): with the strip's
+# first row and the photo's height (int64 scalars), the painting, the small photo, the slopes,
+# strength and preserve_color (float scalars), it returns the finished strip, uint8 (n, W, 3).
+GRAPH_DIR = "graphs"
+GUIDE_GRAPH = "guide.onnx"
+GUIDE_INPUTS = ("painted", "photo_small")
+GUIDE_OUTPUT = "slope"
+UPSAMPLE_GRAPH = "upsample.onnx"
+UPSAMPLE_INPUTS = (
+    "photo", "top", "height", *GUIDE_INPUTS, GUIDE_OUTPUT, "strength", "preserve_color",
+)  # fmt: skip
+UPSAMPLE_OUTPUT = "result"

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
-import numpy as np
 
 from stylefn.http.context import Context
 from stylefn.http.options import parse_options
@@ -17,7 +16,7 @@ from stylefn.http.upload import read_upload
 from stylefn.imaging.decode import decode_image, probe_pixels
 from stylefn.imaging.encode import MEDIA_TYPES, check_encodable, encode_image
 from stylefn.imaging.full_resolution import render
-from stylefn.imaging.pixels import blend, transfer_luminance
+from stylefn.imaging.upsample import Finish
 from stylefn.styles.mix import Choice
 
 
@@ -90,18 +89,13 @@ def stylize(ctx: Context, request: flask.Request) -> Stylized:
         )
         check_encodable(decoded.rgb.shape[1], decoded.rgb.shape[0], opts.format)
         t1 = time.perf_counter()
-
-        def finish(photo: np.ndarray, painted: np.ndarray) -> np.ndarray:
-            if opts.preserve_color:
-                painted = transfer_luminance(photo, painted)
-            return blend(photo, painted, opts.strength)
-
+        finish = Finish(opts.strength, opts.preserve_color)
         out, paint_size = render(
             decoded.rgb,
             lambda rgb: current.stylize(choice, rgb),
+            lambda photo, painted, small: current.upsample(photo, painted, small, finish),
             stroke_scale=opts.stroke_scale,
             max_paint_pixels=current.registry.max_paint_pixels(choice.model),
-            finish=finish,
         )
         t2 = time.perf_counter()
         body = encode_image(out, decoded.alpha, opts.format, opts.quality)

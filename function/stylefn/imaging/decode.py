@@ -123,8 +123,11 @@ def _decode(data: bytes, max_pixels: int, max_side: int) -> DecodedImage:
     w, h = img.size
     shrink = max(w, h) > max_side
     if shrink:
-        # JPEG only (no-op elsewhere): decode at 1/2..1/8 scale, keeping 2x headroom for LANCZOS.
-        img.draft(None, _fit((w, h), 2 * max_side))
+        # JPEG only (no-op elsewhere): decode at 1/2..1/8 scale, never below max_side, and
+        # LANCZOS does the rest. Measured on a 4032x3024 JPEG to max_side 1024: decoded at
+        # 2016x1512 in a third of the full decode's time, 53.5 dB PSNR against the full decode
+        # resized (49 dB at 512); the 2x headroom this had kept decoded it whole.
+        img.draft(None, _fit((w, h), max_side))
     img.load()  # first frame only for GIF/WebP/TIFF; raises on truncated files
     guard()  # the last block's decoding ran after the last read's check
     source_format = img.format or "unknown"

@@ -77,6 +77,24 @@ def cuda_providers() -> list[Any]:
     return [(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), CPU]
 
 
+def session_options(
+    threads: int, *, arena: bool = False, spinning: bool = True
+) -> ort.SessionOptions:
+    """Options for every session of the process: `threads` intra-op threads. No CPU arena by
+    default: it keeps every run's peak for the life of the process (a 2048x2048 johnson run
+    left the worker at 5.3 GiB). Without it a run's buffers are freed after it; measured at
+    1024x1024 johnson: peak 1.2 -> 0.56 GiB, after 1.2 GiB -> 0.1 GiB, and no slower (7.4 s
+    against 8.3 s). CUDA memory has its own arena, unaffected. `arena` for graphs whose runs
+    are small and many (imaging/upsample.py), `spinning` False for threads that sleep between
+    them."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.enable_cpu_mem_arena = arena
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def check_setup(
     model_dir: str | Path, require_gpu: bool, default_style: str | None = None
 ) -> dict[str, Style]:
@@ -115,13 +133,8 @@ class StyleRegistry:
         self.models = {m.key: m for s in self.styles.values() for m in s.models.values()}
         self.default = choose_default_style(self.styles, default_style)
         self._require_gpu = require_gpu
-        self._options = ort.SessionOptions()
-        self._options.intra_op_num_threads = threads or available_cpus()
-        # No CPU arena: it keeps every run's peak for the life of the process (a 2048x2048
-        # johnson run left the worker at 5.3 GiB). Without it a run's buffers are freed after
-        # it; measured at 1024x1024 johnson: peak 1.2 -> 0.56 GiB, after 1.2 GiB -> 0.1 GiB, and
-        # no slower (7.4 s against 8.3 s). CUDA memory has its own arena, unaffected.
-        self._options.enable_cpu_mem_arena = False
+        self.threads = threads or available_cpus()
+        self._options = session_options(self.threads)
         self._providers: list[Any] = [CPU]
         self.provider = CPU  # what the sessions really run on; settled by the first session
         if CUDA in ort.get_available_providers():
@@ -162,7 +175,7 @@ class StyleRegistry:
             return session
         with model.lock:
             if model.session is None:
-                model.session = self._build(model.path, model.key)
+                model.session = self.build(model.path, model.key)
             return model.session
 
     def tiles_session(self, model: Model) -> ort.InferenceSession | None:
@@ -172,7 +185,7 @@ class StyleRegistry:
             return model.tiles_session
         with model.lock:
             if model.tiles_session is None:
-                model.tiles_session = self._build(model.tiles_path, model.key + " tiles")
+                model.tiles_session = self.build(model.tiles_path, model.key + " tiles")
             return model.tiles_session
 
     def max_paint_pixels(self, model: Model) -> int:
@@ -180,10 +193,14 @@ class StyleRegistry:
         what one run may hold."""
         return MAX_PAINT_PIXELS if model.tiles_path else RUN_PIXELS[model.arch]
 
-    def _build(self, path: Path, key: str) -> ort.InferenceSession:
+    def build(
+        self, path: Path, key: str, options: ort.SessionOptions | None = None
+    ) -> ort.InferenceSession:
+        """A session of `path` on the process's provider (the CUDA fallback settled here), with
+        the registry's options unless given: the models', and the full-resolution graphs'."""
         t0 = time.perf_counter()
         providers = self._providers
-        session = DeadlineSession(str(path), self._options, providers=providers)
+        session = DeadlineSession(str(path), options or self._options, providers=providers)
         got = session.get_providers()[0]
         if providers[0] != CPU and got != CUDA:
             # The CUDA libraries did not load: say it once, then stop trying for every model.
