@@ -25,8 +25,8 @@ from training.train import parse_args, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "function" / "models"
-# Measured on 2 CPU cores (docs/model_card.md, "A new style in minutes"): the norm parameters
-# alone take a larger step than a whole network would.
+# The norm parameters alone (a few thousand numbers) take a larger step than a whole network's
+# 1e-3; how many minutes a style needs is still to be measured on a fully trained trunk.
 DEFAULT_FLAGS = (
     "--image-size", "256", "--batch-size", "4", "--lr", "5e-3", "--tv-weight", "10",
     "--sample-every", "100", "--save-every", "50", "--log-every", "10", "--workers", "1",

@@ -8,7 +8,7 @@ every model carries of the painting it was trained on).
 
 The photos are smooth gradients with shapes and noise: enough to watch a network learn a
 painting's palette and strokes in minutes, not to make one you would ship. For that, train on
-a few hundred real photos (docs/training.md, "Photos").
+a few hundred real photos (docs/training.md, "What you need").
 """
 
 from __future__ import annotations
