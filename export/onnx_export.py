@@ -201,7 +201,8 @@ def write_model(
     multi = len(meta["styles"]) > 1
     name = name or ("styles" if multi else meta["style_name"])
     title = title or (f"{len(meta['styles'])} styles" if multi else name.replace("_", " ").title())
-    artist = artist if not multi or artist != "unknown" else "various"
+    if multi and artist == "unknown":  # each style names its own artist in the style list
+        artist = "various"
     thumbnail = painting_props(meta, painting)  # before the slow export: a wrong one fails fast
     out.parent.mkdir(parents=True, exist_ok=True)
     tiles = tiles_path(out)
