@@ -9,7 +9,6 @@ A small JPEG (longest side 256 px, a few tens of kB of base64) next to a 1.7 MB 
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import logging
 from pathlib import Path
@@ -18,16 +17,13 @@ from PIL import Image, ImageOps
 
 from stylefn.contract import PAINTING_KEY, style_painting_key  # the keys the function reads
 from training.errors import UsageError
+from training.styles import sha256_file
 
 log = logging.getLogger("export")
 
 THUMBNAIL_SIDE = 256  # twice a card's width on the page, so it stays sharp on a phone
 QUALITIES = (85, 75, 65)  # the first that fits MAX_BYTES
 MAX_BYTES = 48 * 1024  # of JPEG; every model's metadata is read at start
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def painting_thumbnail(path: Path, side: int = THUMBNAIL_SIDE) -> str:
