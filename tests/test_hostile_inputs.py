@@ -99,6 +99,21 @@ def jpeg_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def jpeg_cut_to_declare(width: int, height: int, size: int = 2048) -> bytes:
+    """The first `size` bytes of a real noisy JPEG of width x height, with its end marker put
+    back: libjpeg would paint the missing blocks grey, so it decodes to the full size."""
+    noise = np.random.default_rng(5).integers(0, 256, (height // 10, width // 10, 3), np.uint8)
+    whole = encode(Image.fromarray(noise).resize((width, height)), "JPEG")
+    return whole[: size - 2] + b"\xff\xd9"
+
+
+def jpeg_with_fill(fill: int, before_end: bool) -> bytes:
+    """JPEG with `fill` 0xFF fill bytes (legal before any marker) after its start marker or
+    before its end marker."""
+    pos = len(JPEG) - 2 if before_end else 2
+    return JPEG[:pos] + b"\xff" * fill + JPEG[pos:]
+
+
 def with_png_crc_broken(data: bytes) -> bytes:
     broken = bytearray(data)
     broken[29] ^= 0xFF  # IHDR's CRC (8 signature + 4 length + 4 type + 13 data)
@@ -247,6 +262,8 @@ BAD_IMAGE = [
     ("zero-bytes-json-image", as_json({"image": ""})),
     ("truncated-jpeg-multipart", multipart({"image": JPEG[:100]})),
     ("truncated-png-json", as_json({"image": base64.b64encode(PNG[:60]).decode()})),
+    # decodes to 36 MP of grey (+344 MiB) unless refused from its size
+    ("jpeg-2kB-declaring-6000x6000-end-marker-restored", raw(jpeg_cut_to_declare(6000, 6000), "image/jpeg")),
     *[
         (f"random-bytes-as-{t.split('/')[1]}", raw(RANDOM, t))
         for t in (
@@ -373,6 +390,8 @@ TOO_COMPLEX = [
     ("png-chunk-flood-100k", raw(bombs.png_chunk_flood(100_000), "image/png")),
     ("tiff-5000-tags", raw(bombs.tiff_tag_flood(5000), "image/tiff")),
     ("tiff-1M-one-row-strips", raw(bombs.tiff_strip_flood(1_000_000), "image/tiff")),  # 4.7 s
+    ("jpeg-19MB-fill-after-start", raw(jpeg_with_fill(19_000_000, before_end=False), "image/jpeg")),  # 49 s
+    ("jpeg-19MB-fill-before-end", raw(jpeg_with_fill(19_000_000, before_end=True), "image/jpeg")),  # 39 s
 ]  # fmt: skip
 
 HOSTILE = [
@@ -470,6 +489,7 @@ def test_oversized_bodies_are_refused(small_client, send):
 # --- images that look hostile but are accepted ------------------------------------------------
 
 ACCEPTED = [
+    ("jpeg-with-some-fill-bytes", raw(jpeg_with_fill(1000, before_end=True), "image/jpeg"), (24, 16)),
     ("jpeg-sent-as-png", raw(JPEG, "image/png"), (24, 16)),  # the bytes are sniffed
     ("png-sent-as-jpeg", raw(PNG, "image/jpeg"), (24, 16)),
     ("jpeg-as-octet-stream", raw(JPEG, "application/octet-stream"), (24, 16)),

@@ -2,8 +2,10 @@
 decoding costs far more than their size (a small progressive JPEG whose scans repeat a thousand
 times, an RLE BMP that Pillow expands in pure Python) or that flood Pillow with objects
 (millions of empty JPEG segments, GIF comment blocks or PNG chunks, thousands of TIFF tags, a
-million TIFF strips) are refused with ImageTooComplex (the API's 422 image_too_complex). Pillow
-has no limit of its own on any of these.
+million TIFF strips, megabytes of JPEG fill bytes) are refused with ImageTooComplex (the API's
+422 image_too_complex); a JPEG or PNG far too short for the pixels it declares is truncated,
+and check_density refuses it with InvalidImage before its pixels are allocated. Pillow has no limit of its own on any
+of these.
 
 Each check walks only the file's structure (segment headers, chunk lengths, block sizes) and
 stops at its limit, so the check itself is bounded: a few milliseconds for a 20 MB file. Limits
@@ -13,10 +15,11 @@ Formats and damage this module does not recognise pass: the decoder judges them.
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 
-from stylefn.imaging.errors import ImageTooComplex
+from stylefn.imaging.errors import ImageTooComplex, InvalidImage
 
 # JPEG: libjpeg's progressive script writes 10 scans (6 for greyscale), mozjpeg and Photoshop
 # fewer; each scan walks every 8x8 block of its components again. Measured on this project's
@@ -31,6 +34,17 @@ MIN_JPEG_SCANS = 12
 # one ~30 (a DHT before each scan). Pillow keeps an object per segment (~130 bytes each for
 # empty ones: 20 MB of them cost 662 MiB).
 MAX_JPEG_SEGMENTS = 1000
+# Fill bytes (0xFF padding, allowed before any marker) and stray bytes between segments: Pillow
+# skips them one at a time in Python (measured: 20 MB of fill cost 39-49 s of CPU, after the
+# first marker or before the last). Encoders write none or a few.
+MAX_JPEG_FILL = 65_536  # ~0.15 s at that rate
+# Every 8x8 luminance block costs at least one bit in the first scan (its DC code), so a JPEG
+# holds at least pixels / 512 bytes. A shorter one is truncated with an end marker added, and
+# libjpeg paints the missing blocks grey: a 2 kB file declaring 6000x6000 decoded to 36 MP
+# (+344 MiB). Half that floor leaves a margin for restart markers and odd subsampling.
+JPEG_PIXELS_PER_BYTE = 1024
+# PNG: deflate compresses at most 1032:1, so a PNG holds at least its raw rows / 1032 bytes.
+DEFLATE_MAX_RATIO = 1032
 # PNG: encoders write 8-64 kB IDAT chunks (a 20 MB PNG: ~2,500 chunks); Pillow spends ~2 us a
 # chunk in Python. The bound grows with the file so rows-per-chunk encoders still pass.
 PNG_CHUNKS_BASE = 4096
@@ -73,12 +87,13 @@ def check_structure(data: bytes) -> None:
 
 
 def _check_jpeg(data: bytes) -> None:
-    pos, segments, scans, pixels = 2, 0, 0, 0
+    pos, segments, scans, pixels, fill = 2, 0, 0, 0, 0
     while pos + 4 <= len(data):
         if data[pos] != 0xFF or data[pos + 1] in (0x00, 0xFF):  # stray bytes or fill: skip on
             found = _JPEG_MARKER.search(data, pos + 1)
             if found is None:
                 return
+            fill = _check_fill(fill + found.start() - pos)
             pos = found.start()
             continue
         marker = data[pos + 1]
@@ -113,6 +128,34 @@ def _check_jpeg(data: bytes) -> None:
         if found is None:
             return
         pos = found.start()
+        if data[pos - 1] == 0xFF:  # fill before the marker (rare: only then copy to count it)
+            fill = _check_fill(fill + pos - len(data[:pos].rstrip(b"\xff")))
+
+
+def _check_fill(fill: int) -> int:
+    if fill > MAX_JPEG_FILL:
+        raise ImageTooComplex(
+            f"The JPEG has more than {MAX_JPEG_FILL:,} bytes of padding (0xFF fill) or stray "
+            "bytes between its segments. Re-save it (any editor writes none) and try again."
+        )
+    return fill
+
+
+def check_density(data: bytes, image_format: str, width: int, height: int) -> None:
+    """Raise InvalidImage when `data` is too short to hold the pixels its header declares: a
+    truncated file, refused before the decoder allocates them. Formats without a floor pass."""
+    if image_format in ("JPEG", "MPO"):
+        floor = width * height // JPEG_PIXELS_PER_BYTE
+    elif image_format == "PNG":  # the rows of a 1-bit image, at deflate's best ratio
+        floor = height * (1 + math.ceil(width / 8)) // DEFLATE_MAX_RATIO
+    else:
+        return
+    if len(data) < floor:
+        raise InvalidImage(
+            f"The {image_format} declares {width}x{height} pixels but is only {len(data):,} "
+            f"bytes, fewer than any complete one of that size ({floor:,}): it is truncated. "
+            "Send the complete file."
+        )
 
 
 def _check_png(data: bytes) -> None:

@@ -13,7 +13,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps
 
-from stylefn.imaging.checks import check_structure
+from stylefn.imaging.checks import check_density, check_structure
 from stylefn.imaging.errors import ImageTooLarge, ImagingError, InvalidImage
 from stylefn.ops import deadlines
 
@@ -113,6 +113,7 @@ def _open(data: bytes, max_pixels: int, guard: Callable[[], None]) -> ImageFile.
     w, h = img.size
     if w * h > max_pixels:
         raise ImageTooLarge(_too_large_message(f"{w}x{h} ({w * h:,} pixels)", max_pixels))
+    check_density(data, img.format or "", w, h)
     img.decodermaxblock = DECODE_BLOCK
     return img
 
