@@ -263,7 +263,10 @@ BAD_IMAGE = [
     ("truncated-jpeg-multipart", multipart({"image": JPEG[:100]})),
     ("truncated-png-json", as_json({"image": base64.b64encode(PNG[:60]).decode()})),
     # decodes to 36 MP of grey (+344 MiB) unless refused from its size
-    ("jpeg-2kB-declaring-6000x6000-end-marker-restored", raw(jpeg_cut_to_declare(6000, 6000), "image/jpeg")),
+    (
+        "jpeg-2kB-declaring-6000x6000-end-marker-restored",
+        raw(jpeg_cut_to_declare(6000, 6000), "image/jpeg"),
+    ),
     *[
         (f"random-bytes-as-{t.split('/')[1]}", raw(RANDOM, t))
         for t in (
