@@ -24,6 +24,7 @@ from training.errors import UsageError
 from training.model import one_hot
 from training.report import save_loss_plot, save_samples
 from training.setup import Run, setup
+from training.stability import stability_loss
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,9 +35,12 @@ log = logging.getLogger("training")
 EARLY_SAMPLES = (10, 50, 200)  # a first look within a minute or two, before --sample-every
 
 
-def step_loss(run: Run, x: torch.Tensor, style_index: torch.Tensor) -> dict[str, torch.Tensor]:
+def step_loss(
+    run: Run, x: torch.Tensor, style_index: torch.Tensor, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """The weighted loss terms of one batch, x (N, 3, S, S), each image painted in the style
-    style_index (N,) names; `total_loss` is what is minimised."""
+    style_index (N,) names; `total_loss` is what is minimised. `generator` draws the motions
+    of the stability term, when it is on."""
     mix = one_hot(style_index, len(run.styles))  # (N, S)
     with torch.autocast(
         run.device.type, dtype=run.autocast_dtype or torch.float32, enabled=bool(run.autocast_dtype)
@@ -50,7 +54,12 @@ def step_loss(run: Run, x: torch.Tensor, style_index: torch.Tensor) -> dict[str,
                 target = run.teacher(x, mix)
             loss = F.mse_loss(y.float(), target.float()) / 255.0**2
             return {"distill_loss": loss, "total_loss": loss}
-        return run.criterion(y, x, style_index)
+        terms = run.criterion(y, x, style_index)
+        if run.cfg.stability_weight:
+            draw = generator or torch.Generator().manual_seed(run.step)
+            stable = run.cfg.stability_weight * stability_loss(run.net, x, y, mix, draw)
+            terms |= {"stability_loss": stable, "total_loss": terms["total_loss"] + stable}
+        return terms
 
 
 @contextmanager
@@ -175,7 +184,7 @@ def loop(run: Run) -> None:
                     return
                 x = next(source).to(run.device, non_blocking=True)  # (N, 3, S, S)
                 style_index = torch.randint(len(run.styles), (len(x),), generator=generator)
-                terms = step_loss(run, x, style_index.to(run.device))
+                terms = step_loss(run, x, style_index.to(run.device), generator)
                 run.optimizer.zero_grad(set_to_none=True)
                 terms["total_loss"].backward()
                 run.optimizer.step()

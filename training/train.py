@@ -46,6 +46,9 @@ class TrainConfig:
     style_layers: str | None = None  # name:weight,...
     lr: float = 1e-3
     tv_weight: float = 0.0
+    # Temporal stability for video (training/stability.py): the painting of a slightly moved,
+    # noisier photo should be the moved painting. 0 leaves it out (a step is ~1.3x cheaper).
+    stability_weight: float = 0.0
     # Pixels of random offset applied to each batch before the loss network (see
     # losses.MultiStyleLoss): keeps the network from painting a lattice at the loss net's stride.
     loss_jitter: int = 4
@@ -102,6 +105,7 @@ HELP = {
     "content_weight": "how much of the photo to keep (default: the painting's, else the loss network's, 4 for efficientnet-lite0)",
     "style_weight": "how much of the painting's texture (default: the painting's, else the loss network's)",
     "tv_weight": "total-variation smoothing; ~10 removes the fast arch's fine lattice",
+    "stability_weight": "weight of the video stability term (painting a moved photo = moving its painting); ~100-1000, 0 off",
     "identity_warmup_steps": "steps of plain photo reconstruction first; keeps content in short runs",
     "content_layer": "loss-network tap for content (default: the loss network's, s4 for efficientnet-lite0)",
     "style_layers": "style taps and weights, NAME:W,NAME:W (default: the painting's, else all, weight 1)",
