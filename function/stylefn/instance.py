@@ -62,6 +62,15 @@ class Instance:
         with self.admission.run_slot():
             return self.registry.stylize(choice, rgb)
 
+    def paint_with(
+        self, choice: Choice, rgb: np.ndarray, stats: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """registry.paint_with under an inference slot: a video's frame."""
+        if self.registry.tiles_session(choice.model) is None:  # built before taking a slot
+            self.registry.session(choice.model)
+        with self.admission.run_slot():
+            return self.registry.paint_with(choice, rgb, stats)
+
     def upsample(
         self, photo: np.ndarray, painted: np.ndarray, photo_small: np.ndarray, finish: Finish
     ) -> np.ndarray:

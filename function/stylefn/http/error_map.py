@@ -31,15 +31,19 @@ from stylefn.ops.admission import Overloaded
 from stylefn.ops.deadlines import DeadlineExceeded
 from stylefn.styles.catalog import ArchUnavailable, UnknownStyle
 from stylefn.styles.mix import Unmixable
+from stylefn.video.errors import InvalidVideo, UnsupportedVideo, VideoTooLarge
 
 NOT_FOUND_HINT = "Use POST / (or /stylize), GET /styles, GET /healthz."
 
-# Imaging's refusals: the client's image, or the output it asked for.
+# Imaging's refusals: the client's image or video, or the output it asked for.
 _IMAGING = {
     InvalidImage: (400, "invalid_image"),
     ImageTooLarge: (413, "image_too_large"),
     ImageTooComplex: (422, "image_too_complex"),
     UnsupportedOutput: (400, "invalid_parameter"),
+    InvalidVideo: (400, "invalid_video"),
+    VideoTooLarge: (413, "video_too_large"),
+    UnsupportedVideo: (415, "unsupported_video"),
 }
 
 # gunicorn's parse errors, in words for the message (never the client's bytes).

@@ -17,9 +17,10 @@ from stylefn.http import info, pages
 from stylefn.http.error_map import NOT_FOUND_HINT
 from stylefn.http.errors import ApiError, not_found
 from stylefn.http.stylize import Stylized, stylize
+from stylefn.http.video import StylizedVideo
 
-# What a handler returns: a stylized image, a JSON object, or a finished response.
-Answer = Stylized | dict[str, Any] | flask.Response
+# What a handler returns: a stylized image or video, a JSON object, or a finished response.
+Answer = Stylized | StylizedVideo | dict[str, Any] | flask.Response
 Handler = Callable[..., Answer]
 
 # A GET rule also answers HEAD (werkzeug adds it).

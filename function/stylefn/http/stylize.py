@@ -1,5 +1,6 @@
 """POST / (or /stylize): the photo read, its options checked, the work admitted, then decoded,
-painted at the size its strokes ask for, brought to full size, finished and encoded."""
+painted at the size its strokes ask for, brought to full size, finished and encoded. A video
+goes to http/video.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import flask
 from stylefn.http.context import Context
 from stylefn.http.options import parse_options
 from stylefn.http.upload import read_upload
+from stylefn.http.video import StylizedVideo, stylize_video
 from stylefn.imaging.decode import decode_image, probe_pixels
 from stylefn.imaging.encode import MEDIA_TYPES, check_encodable, encode_image
 from stylefn.imaging.full_resolution import render
@@ -71,19 +73,21 @@ class Stylized:
         }
 
 
-def stylize(ctx: Context, request: flask.Request) -> Stylized:
+def stylize(ctx: Context, request: flask.Request) -> Stylized | StylizedVideo:
     config = ctx.config
     t0 = time.perf_counter()
     upload = read_upload(request, config.max_request_bytes)
+    if upload.kind == "video":
+        return stylize_video(ctx, upload)
     opts = parse_options(upload.fields, max_image_side=config.max_image_side)
     current = ctx.instance()
     choice = current.registry.get(opts.style, opts.arch)
     # A bounded number of requests past this point (MAX_QUEUED_REQUESTS beyond the running
     # ones), and of their pixels (MAX_INFLIGHT_PIXELS), so a burst cannot hold unbounded
     # decoded images; the rest wait a bounded time or get 503.
-    with current.admission.admit(probe_pixels(upload.image, max_pixels=config.max_pixels)):
+    with current.admission.admit(probe_pixels(upload.data, max_pixels=config.max_pixels)):
         decoded = decode_image(
-            upload.image,
+            upload.data,
             max_pixels=config.max_pixels,
             max_side=opts.max_size or config.max_image_side,
         )
@@ -103,6 +107,6 @@ def stylize(ctx: Context, request: flask.Request) -> Stylized:
     h, w = decoded.rgb.shape[:2]
     timings = {"decode": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "encode": (t3 - t2) * 1e3}
     return Stylized(
-        body, opts.format, upload.as_json, choice, w, h, paint_size, len(upload.image),
+        body, opts.format, upload.as_json, choice, w, h, paint_size, len(upload.data),
         decoded.source_format, timings,
     )  # fmt: skip

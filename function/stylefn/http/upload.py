@@ -1,5 +1,5 @@
-"""What a stylize request sent: the image bytes and the option fields, from any of the three
-request kinds (multipart, JSON with base64, a raw image body with options in the query)."""
+"""What a stylize request sent: the photo or video bytes and the option fields, from any of the
+three request kinds (multipart, JSON with base64, a raw body with options in the query)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,25 @@ from typing import Any
 import flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from stylefn.http.errors import ApiError, invalid_image, invalid_parameter
+from stylefn.http.errors import ApiError, invalid_parameter
 
 RAW_IMAGE_TYPES = {
     "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp", "image/gif",
     "image/bmp", "image/x-ms-bmp", "image/tiff", "application/octet-stream",
 }  # fmt: skip
+RAW_VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska"}
+MEDIA = ("image", "video")  # the file field, or JSON key, that carries each kind
+# A video's first bytes: an ISO media box (MP4, MOV) or Matroska's EBML magic, for a body sent
+# as application/octet-stream.
+_VIDEO_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 
 
 @dataclass(frozen=True)
 class Upload:
-    image: bytes
+    data: bytes
     fields: dict[str, Any]  # option name -> value, not yet validated (options.parse_options)
-    as_json: bool  # the answer is JSON (the request was), else the image bytes
+    as_json: bool  # the answer is JSON (the request was), else the image or video bytes
+    kind: str = "image"  # or "video"
 
 
 def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
@@ -33,16 +39,16 @@ def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
     fields: dict[str, Any] = dict(request.args.to_dict())
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
-        upload = request.files.get("image")
-        if upload is None:
+        kind = next((k for k in MEDIA if k in request.files), None)
+        if kind is None:
             raise invalid_parameter(
-                "Missing the file field 'image'. Send the photo as multipart: "
+                "Missing the file field 'image' (or 'video'). Send the photo as multipart: "
                 "curl -F image=@photo.jpg URL"
             )
         if len(list(request.files.items(multi=True))) > 1:  # also two files both named image
-            raise invalid_parameter("Send exactly one file, in the field 'image'.")
+            raise invalid_parameter("Send exactly one file, in the field 'image' or 'video'.")
         fields.update(request.form.to_dict())
-        return Upload(upload.read(), fields, as_json=False)
+        return Upload(request.files[kind].read(), fields, as_json=False, kind=kind)
     if mimetype == "application/json":
         try:
             body = json.loads(read_body(request, max_request_bytes))
@@ -54,9 +60,18 @@ def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
                 "invalid_request",
                 'The body is not a JSON object. Send {"image": "<base64>", "style": ...}.',
             )
-        image = body.pop("image", None)
+        if "image" in body and "video" in body:
+            raise invalid_parameter('Send "image" or "video", not both.')
+        kind = "video" if "video" in body else "image"
+        media = body.pop(kind, None)
         fields.update(body)
-        return Upload(decode_base64(image), fields, as_json=True)
+        return Upload(decode_base64(media, kind), fields, as_json=True, kind=kind)
+    if mimetype in RAW_VIDEO_TYPES:
+        return Upload(read_body(request, max_request_bytes), fields, as_json=False, kind="video")
+    if mimetype == "application/octet-stream":
+        data = read_body(request, max_request_bytes)
+        video = data[4:8] in _VIDEO_BOXES or data.startswith(b"\x1a\x45\xdf\xa3")
+        return Upload(data, fields, as_json=False, kind="video" if video else "image")
     if mimetype in RAW_IMAGE_TYPES or mimetype.startswith("image/"):
         if mimetype not in RAW_IMAGE_TYPES:
             raise ApiError(
@@ -70,7 +85,8 @@ def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
         "unsupported_media_type",
         f"Content-Type {mimetype or '(none)'} is not accepted. Send multipart/form-data "
         "(curl -F image=@photo.jpg), application/json with a base64 'image', or the raw image "
-        "with its type (curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg').",
+        "with its type (curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg'); a video "
+        "as video/mp4, video/quicktime or video/webm.",
     )
 
 
@@ -93,11 +109,13 @@ def read_body(request: flask.Request, max_request_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_base64(value: object) -> bytes:
+def decode_base64(value: object, kind: str = "image") -> bytes:
     if value is None:
-        raise invalid_parameter('Missing "image": put the photo, base64-encoded, in "image".')
+        raise invalid_parameter(
+            'Missing "image": put the photo, base64-encoded, in "image" (a video in "video").'
+        )
     if not isinstance(value, str):
-        raise invalid_parameter(f'"image" must be a base64 string; got {type(value).__name__}.')
+        raise invalid_parameter(f'"{kind}" must be a base64 string; got {type(value).__name__}.')
     if value.startswith("data:"):  # a data: URI, as browsers' FileReader produce
         value = value.partition(",")[2]
     text = "".join(value.split())  # `base64` wraps lines at 76 characters
@@ -105,9 +123,11 @@ def decode_base64(value: object) -> bytes:
     try:
         data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
-        raise invalid_image(
-            '"image" is not valid base64. Encode the file with base64 -w0.'
+        raise ApiError(
+            400, f"invalid_{kind}", f'"{kind}" is not valid base64. Encode the file with base64 -w0.'
         ) from None
     if not data:
-        raise invalid_image('"image" is empty. Put the base64-encoded photo in "image".')
+        raise ApiError(
+            400, f"invalid_{kind}", f'"{kind}" is empty. Put the base64-encoded file in "{kind}".'
+        )
     return data

@@ -37,6 +37,18 @@ def _flag(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class VideoLimits:
+    """What a video may hold, checked from its header before decoding (video/probe.py) and
+    counted again while decoding."""
+
+    max_seconds: float
+    max_frames: int
+    max_frame_pixels: int  # of a frame as sent
+    max_total_pixels: int  # frames x the pixels of each result frame
+    max_streams: int
+
+
+@dataclass(frozen=True)
 class Config:
     model_dir: Path
     default_style: str | None
@@ -55,6 +67,8 @@ class Config:
     header_timeout_s: int  # the request line and headers must arrive within this (else 408)
     body_timeout_s: int  # and the body within this after them
     max_buffered_bytes: int  # request bytes the server holds in memory at once (else 503)
+    video: VideoLimits
+    video_deadline_s: int  # a video request's work is abandoned after this (503)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -78,4 +92,14 @@ class Config:
             header_timeout_s=_int("HEADER_TIMEOUT_S", 10),
             body_timeout_s=_int("BODY_TIMEOUT_S", 60),
             max_buffered_bytes=_int("MAX_BUFFERED_BYTES", 256 * 1024 * 1024),
+            video=VideoLimits(
+                max_seconds=_int("MAX_VIDEO_SECONDS", 30),
+                max_frames=_int("MAX_VIDEO_FRAMES", 1800),  # 30 s at 60 fps
+                max_frame_pixels=_int("MAX_VIDEO_FRAME_PIXELS", 1920 * 1080),
+                # ~24 s of 480p at 30 fps: about a minute of painting on 2 CPU cores
+                max_total_pixels=_int("MAX_VIDEO_PIXELS", 300_000_000),
+                max_streams=_int("MAX_VIDEO_STREAMS", 8),  # phones add metadata tracks
+            ),
+            # Under Cloud Run's request timeout (300 s as infra/deploy.sh sets it).
+            video_deadline_s=_int("VIDEO_DEADLINE_S", 240),
         )

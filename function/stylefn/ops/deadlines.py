@@ -27,6 +27,8 @@ class DeadlineExceeded(RuntimeError):
 class Deadline:
     seconds: float
     decode_seconds: float
+    setting: str = "REQUEST_DEADLINE_S"  # what sets `seconds`, named in the message
+    advice: str = "Send a smaller image or a lower max_size"
     expires: float = 0.0  # time.monotonic()
     _timers: list[threading.Timer] = field(default_factory=list)
     _run_options: Any = None  # onnxruntime.RunOptions, made on the first run
@@ -42,8 +44,8 @@ class Deadline:
 
     def exceeded(self) -> DeadlineExceeded:
         return DeadlineExceeded(
-            f"The request took over {self.seconds:g} s (REQUEST_DEADLINE_S) and was abandoned. "
-            "Send a smaller image or a lower max_size, or retry in a few seconds."
+            f"The request took over {self.seconds:g} s ({self.setting}) and was abandoned. "
+            f"{self.advice}, or retry in a few seconds."
         )
 
 
@@ -51,10 +53,12 @@ _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("dead
 
 
 @contextmanager
-def limit(seconds: float, *, decode_seconds: float) -> Iterator[Deadline]:
+def limit(seconds: float, *, decode_seconds: float, **wording: str) -> Iterator[Deadline]:
     """The deadline for the work inside, `seconds` from now. An exception raised once it has
-    passed (an ONNX Runtime run stopped by it, a wait cut short) becomes DeadlineExceeded."""
-    deadline = Deadline(seconds, decode_seconds)
+    passed (an ONNX Runtime run stopped by it, a wait cut short) becomes DeadlineExceeded.
+    `wording`: Deadline's `setting` and `advice`, for the message. Inside another limit, this
+    one replaces it until it ends."""
+    deadline = Deadline(seconds, decode_seconds, **wording)
     token = _current.set(deadline)
     try:
         yield deadline

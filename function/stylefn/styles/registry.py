@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from stylefn.contract import INPUT_NAME, OUTPUT_NAME, STYLE_WEIGHTS_INPUT
+from stylefn.contract import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STATS_INPUT,
+    STATS_OUTPUT,
+    STYLE_WEIGHTS_INPUT,
+    USE_STATS_INPUT,
+)
 from stylefn.ops import deadlines
 from stylefn.styles.catalog import (
     Model,
@@ -30,7 +37,7 @@ from stylefn.styles.catalog import (
     model_paths,
 )
 from stylefn.styles.mix import Choice, Mix, choose
-from stylefn.styles.tiling import paint_in_tiles
+from stylefn.styles.tiling import norm_statistics, paint_in_tiles
 
 log = logging.getLogger("inference")  # a name ops/logs.py configures
 
@@ -235,3 +242,32 @@ class StyleRegistry:
             return paint_in_tiles(tiles, rgb, max_pixels=budget, style=style)
         (out,) = self.session(model).run([OUTPUT_NAME], {INPUT_NAME: rgb[None], **style})
         return out[0]
+
+    def paint_with(
+        self, choice: Choice, rgb: np.ndarray, stats: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(H, W, 3) uint8 painted with the instance-norm statistics `stats` (2, S) instead of
+        its own (None: its own), and its own statistics: what a video's frames share
+        (video/painter.py). Through the tile graph; a model without one paints each frame
+        with its own statistics and reports none."""
+        model, h, w = choice.model, *rgb.shape[:2]
+        style = {} if choice.weights is None else {STYLE_WEIGHTS_INPUT: choice.weights}
+        tiles = self.tiles_session(model)
+        if tiles is None:
+            return self.stylize(choice, rgb), None
+        budget = RUN_PIXELS[model.arch]
+        if h * w > budget:  # in tiles, with the statistics of the whole frame shrunk to one run
+            own = norm_statistics(tiles, rgb, budget, style)
+            painted = paint_in_tiles(
+                tiles, rgb, max_pixels=budget, stats=own if stats is None else stats, style=style
+            )
+            return painted, own
+        size = tiles.get_inputs()[1].shape[1]
+        feeds = {
+            INPUT_NAME: rgb[None],
+            STATS_INPUT: np.zeros((2, size), np.float32) if stats is None else stats,
+            USE_STATS_INPUT: np.array(float(stats is not None), np.float32),
+            **style,
+        }
+        painted, own = tiles.run([OUTPUT_NAME, STATS_OUTPUT], feeds)
+        return painted[0], own[0]

@@ -1,0 +1,125 @@
+"""Synthetic clips with a known motion, for tests and benchmarks: a camera panning over a photo
+(or holding still) with sensor noise, and a tone as the sound track, encoded with PyAV."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+
+import av
+import numpy as np
+from PIL import Image
+
+from devtools.images import make_photo
+
+
+def pan_frames(
+    scene: np.ndarray, width: int, height: int, frames: int, step: int, noise: float, seed: int = 0
+) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 frames of a camera moving `step` px right per frame over `scene`
+    (H', W', 3), each with Gaussian noise of `noise` grey levels: frame t's pixel (y, x) is the
+    scene's (y, x + step * t)."""
+    rng = np.random.default_rng(seed)
+    if scene.shape[1] < width + step * (frames - 1) or scene.shape[0] < height:
+        raise ValueError("the scene is too small for that pan")
+    for t in range(frames):
+        view = scene[:height, step * t : step * t + width].astype(np.float32)
+        yield np.clip(np.rint(view + rng.normal(0, noise, view.shape)), 0, 255).astype(np.uint8)
+
+
+def scene_for(width: int, height: int, frames: int, step: int, seed: int = 0) -> np.ndarray:
+    """A synthetic photo wide enough for the pan."""
+    return np.asarray(make_photo(width + step * (frames - 1), height, seed=seed))
+
+
+def encode_clip(
+    frames: Iterator[np.ndarray] | list[np.ndarray],
+    fps: int = 25,
+    *,
+    container: str = "mp4",
+    codec: str = "libx264",
+    audio: str | None = "aac",
+    crf: int = 12,
+    rotation: int = 0,
+    faststart: bool = False,
+) -> bytes:
+    """The frames as a clip, with a 440 Hz tone as long as the video when `audio` names a
+    codec. crf 12 keeps the compression noise well under the sensor noise. `rotation` sets the
+    display matrix as phones do (their pixels stored sideways); `faststart` puts an MP4's
+    index first (FFmpeg rewrites the file for it, so it goes through a temporary file)."""
+    with tempfile.NamedTemporaryFile(suffix="." + container) as file:
+        options = {"movflags": "+faststart"} if faststart else {}
+        with av.open(file.name, "w", format=container, options=options) as out:
+            _write(out, frames, fps, codec, audio, crf, rotation)
+        return file.read()
+
+
+def _write(
+    out: av.container.OutputContainer,
+    frames: Iterator[np.ndarray] | list[np.ndarray],
+    fps: int,
+    codec: str,
+    audio: str | None,
+    crf: int,
+    rotation: int,
+) -> None:
+    video = out.add_stream(codec, rate=fps)
+    video.pix_fmt = "yuv420p"
+    if codec == "libx264":
+        video.options = {"crf": str(crf), "preset": "veryfast"}
+    sound = None
+    if audio:
+        sound = out.add_stream(audio, rate=48000)
+        sound.layout = "stereo"
+    count = 0
+    for count, rgb in enumerate(frames, 1):
+        if count == 1:
+            video.height, video.width = rgb.shape[:2]
+            if rotation:
+                video.set_display_rotation(rotation)
+        out.mux(video.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+    out.mux(video.encode())
+    if sound is not None:
+        write_tone(out, sound, seconds=Fraction(count, fps))
+
+
+def write_tone(out: av.container.OutputContainer, sound: av.AudioStream, seconds: Fraction) -> None:
+    rate, chunk = sound.rate, 1024
+    total = int(seconds * rate)
+    for start in range(0, total, chunk):
+        t = np.arange(start, min(total, start + chunk)) / rate
+        wave = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+        frame.rate, frame.pts = rate, start
+        out.mux(sound.encode(frame))
+    out.mux(sound.encode())
+
+
+def pan_clip(
+    width: int = 320,
+    height: int = 240,
+    frames: int = 20,
+    step: int = 2,
+    noise: float = 2.0,
+    fps: int = 25,
+    **kw: object,
+) -> bytes:
+    """A synthetic pan, encoded (encode_clip's options in `kw`)."""
+    scene = scene_for(width, height, frames, step)
+    return encode_clip(pan_frames(scene, width, height, frames, step, noise), fps, **kw)  # type: ignore[arg-type]
+
+
+def decode_clip(data: bytes) -> tuple[list[np.ndarray], av.VideoStream, list[av.AudioStream]]:
+    """Every frame as RGB, the video stream, and the audio streams (closed; their fields read)."""
+    with av.open(io.BytesIO(data)) as clip:
+        frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)]
+        return frames, clip.streams.video[0], list(clip.streams.audio)
+
+
+def still_image(rgb: np.ndarray) -> bytes:
+    """A frame as a PNG, to send as a photo."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "PNG")
+    return buf.getvalue()
