@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -111,11 +112,28 @@ def pan_clip(
     return encode_clip(pan_frames(scene, width, height, frames, step, noise), fps, **kw)  # type: ignore[arg-type]
 
 
-def decode_clip(data: bytes) -> tuple[list[np.ndarray], av.VideoStream, list[av.AudioStream]]:
-    """Every frame as RGB, the video stream, and the audio streams (closed; their fields read)."""
+@dataclass(frozen=True)
+class Clip:
+    """A decoded clip: every frame as RGB, and what its header says."""
+
+    frames: list[np.ndarray]
+    rate: Fraction | None  # average frames per second
+    codec: str
+    pix_fmt: str | None
+    audio: list[tuple[str, float]]  # (codec, seconds) of each sound track
+
+
+def decode_clip(data: bytes) -> Clip:
     with av.open(io.BytesIO(data)) as clip:
-        frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)]
-        return frames, clip.streams.video[0], list(clip.streams.audio)
+        video = clip.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video)]
+        audio = [
+            (a.codec_context.name, float((a.duration or 0) * a.time_base))
+            for a in clip.streams.audio
+        ]
+        return Clip(
+            frames, video.average_rate, video.codec_context.name, video.codec_context.pix_fmt, audio
+        )
 
 
 def still_image(rgb: np.ndarray) -> bytes:

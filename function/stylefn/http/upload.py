@@ -124,7 +124,9 @@ def decode_base64(value: object, kind: str = "image") -> bytes:
         data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(
-            400, f"invalid_{kind}", f'"{kind}" is not valid base64. Encode the file with base64 -w0.'
+            400,
+            f"invalid_{kind}",
+            f'"{kind}" is not valid base64. Encode the file with base64 -w0.',
         ) from None
     if not data:
         raise ApiError(

@@ -145,4 +145,3 @@ def stylize_video(ctx: Context, upload: Upload) -> StylizedVideo:
         done.audio, sizes[0], len(upload.data), f"{done.source.codec} in {done.source.demuxer}",
         timings,
     )  # fmt: skip
-

@@ -97,7 +97,9 @@ def probe(container: av.container.InputContainer, limits: VideoLimits) -> ClipIn
         )
     rate = Fraction(video.average_rate or video.guessed_rate or 0)
     if not 0 < rate <= 1000:
-        raise InvalidVideo(f"The video track declares no usable frame rate ({float(rate):g}). {_SEND}")
+        raise InvalidVideo(
+            f"The video track declares no usable frame rate ({float(rate):g}). {_SEND}"
+        )
     seconds = _seconds(container, video)
     frames = video.frames or math.ceil(seconds * rate)
     check_duration(seconds, frames, limits)
@@ -137,4 +139,3 @@ def _seconds(container: av.container.InputContainer, video: av.VideoStream) -> f
     if container.duration is not None:
         return container.duration / av.time_base
     return 0.0  # unknown: transcode.py's running count enforces the limits
-

@@ -19,8 +19,8 @@ import av
 import numpy as np
 
 from stylefn.ops import deadlines
-from stylefn.video.errors import InvalidVideo, VideoTooLarge
 from stylefn.ops.config import VideoLimits
+from stylefn.video.errors import InvalidVideo
 from stylefn.video.probe import ClipInfo, check_duration, check_total, open_clip, probe
 
 # Copied into the MP4 as they are; other sound (Opus, Vorbis, FLAC, PCM) is re-encoded as AAC.
@@ -68,7 +68,9 @@ def stylize_clip(
         with av.open(file.name, "w", format="mp4", options={"movflags": "+faststart"}) as out:
             encoder = Encoder(out, video, sound, info)
             try:
-                frames = _paint_frames(clip, video, sound, info, limits, max_side, paint, encoder, admit)
+                frames = _paint_frames(
+                    clip, video, sound, info, limits, max_side, paint, encoder, admit
+                )
             except av.FFmpegError as e:
                 raise InvalidVideo(
                     f"The video could not be decoded: it is truncated or corrupt ({e.strerror or e}). "
@@ -76,7 +78,9 @@ def stylize_clip(
                 ) from None
             encoder.finish()
         body = file.read()
-    return Transcoded(body, encoder.width, encoder.height, frames, info.rate, sound is not None, info)
+    return Transcoded(
+        body, encoder.width, encoder.height, frames, info.rate, sound is not None, info
+    )
 
 
 def _paint_frames(
@@ -191,4 +195,3 @@ class Encoder:
             self.out.mux(self.stream.encode())
         if self.sound is not None and not self.copy:
             self.out.mux(self.sound.encode())
-
