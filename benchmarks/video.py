@@ -6,7 +6,8 @@
     python -m benchmarks.video --tables speed --sizes 480 720 --seconds 2
 
 Flicker: synthetic clips with a known motion (devtools/videos.py): a camera panning 2 px a
-frame over a photo, and a still camera, both with sensor noise (sigma 2 grey levels). The
+frame over a photo, a still camera, and a camera zooming in 1 % a frame, all with sensor noise
+(sigma 2 grey levels). The
 warped temporal error is the mean absolute difference between each result frame and the
 previous one moved by the known motion (0 for a still camera), in grey levels. Rows: the input
 itself, every frame painted on its own (what sending the frames as photos gives), then each
@@ -34,14 +35,30 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "function"))
 
-from devtools.videos import decode_clip, encode_clip, pan_frames, scene_for  # noqa: E402
+from devtools.videos import (  # noqa: E402
+    decode_clip,
+    encode_clip,
+    pan_frames,
+    scene_for,
+    zoom_frames,
+    zoomed,
+)
+
+ZOOM = 0.01  # the zoom clip magnifies 1 % a frame
 
 
-def warped_error(frames: list[np.ndarray], step: int) -> float:
-    errors = [
-        np.abs(b[:, : b.shape[1] - step].astype(np.float32) - a[:, step:]).mean()
-        for a, b in itertools.pairwise(frames)
-    ]
+def warped_error(frames: list[np.ndarray], step: int | None) -> float:
+    """Mean absolute difference between each frame and the previous one moved by the clip's
+    motion: a pan by `step` px, or (None) the zoom clip's ZOOM, compared inside a margin."""
+    errors = []
+    for a, b in itertools.pairwise(frames):
+        if step is None:
+            m = 8
+            errors.append(
+                np.abs(b[m:-m, m:-m].astype(np.float32) - zoomed(a, ZOOM)[m:-m, m:-m]).mean()
+            )
+        else:
+            errors.append(np.abs(b[:, : b.shape[1] - step].astype(np.float32) - a[:, step:]).mean())
     return float(np.mean(errors))
 
 
@@ -49,7 +66,9 @@ def client(model_dir: Path):  # type: ignore[no-untyped-def]
     import functions_framework
 
     os.environ["MODEL_DIR"] = str(model_dir)
-    return functions_framework.create_app("stylize", str(ROOT / "function" / "main.py")).test_client()
+    return functions_framework.create_app(
+        "stylize", str(ROOT / "function" / "main.py")
+    ).test_client()
 
 
 def flicker(args: argparse.Namespace) -> None:
@@ -61,15 +80,20 @@ def flicker(args: argparse.Namespace) -> None:
     choice = instance.registry.get(args.style, "fast")
     w, h, n = args.width, args.height, args.frames
     print(f"\nwarped temporal error, grey levels ({w}x{h}, {n} frames, noise 2, {args.style}):\n")
-    print("| clip | input | frames on their own | shared statistics | + grid follows the camera "
-          "| + leaning on the previous result | the server's MP4 | MP4 / on their own |")
+    print(
+        "| clip | input | frames on their own | shared statistics | + grid follows the camera "
+        "| + leaning on the previous result | the server's MP4 | MP4 / on their own |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, step in (("pan 2 px/frame", 2), ("still camera", 0)):
+    for name, step in (("pan 2 px/frame", 2), ("still camera", 0), ("zoom 1 %/frame", None)):
         if args.scene:
             scene = np.asarray(Image.open(args.scene).convert("RGB"))
         else:
-            scene = scene_for(w, h, n, step)
-        clip = encode_clip(pan_frames(scene, w, h, n, step, 2.0), audio=None)
+            scene = scene_for(w, h, n, step or 0)
+        if step is None:
+            clip = encode_clip(zoom_frames(scene, w, h, n, ZOOM, 2.0), audio=None)
+        else:
+            clip = encode_clip(pan_frames(scene, w, h, n, step, 2.0), audio=None)
         frames = decode_clip(clip).frames  # what the server decodes
         paint = lambda rgb, stats: instance.paint_with(choice, rgb, stats)  # noqa: E731
         alone = [instance.stylize(choice, f) for f in frames]
@@ -88,15 +112,19 @@ def speed(args: argparse.Namespace) -> None:
     app = client(args.models)
     instance = sys.modules["main"].instance()
     choice = instance.registry.get(args.style, "fast")
-    print(f"\nframes per second ({args.seconds} s pans at 25 fps, {args.style} fast, "
-          f"{os.cpu_count()} CPUs, {args.iters} runs, median):\n")
+    print(
+        f"\nframes per second ({args.seconds} s pans at 25 fps, {args.style} fast, "
+        f"{os.cpu_count()} CPUs, {args.iters} runs, median):\n"
+    )
     print("| size | frames | whole request s | fps | painting alone fps | MP4 in kB | out kB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for height in args.sizes:
         width = round(height * 16 / 9 / 2) * 2
         n = round(args.seconds * 25)
         clip = encode_clip(
-            pan_frames(scene_for(width, height, n, 2), width, height, n, 2, 2.0), audio="aac", crf=20
+            pan_frames(scene_for(width, height, n, 2), width, height, n, 2, 2.0),
+            audio="aac",
+            crf=20,
         )
         frames = decode_clip(clip).frames
         walls, paints = [], []
@@ -112,13 +140,19 @@ def speed(args: argparse.Namespace) -> None:
                 instance.stylize(choice, f)
             paints.append(time.perf_counter() - t0)
         wall, paint = statistics.median(walls), statistics.median(paints)
-        print(f"| {width}x{height} | {n} | {wall:.1f} | {n / wall:.1f} | {n / paint:.1f} "
-              f"| {len(clip) / 1e3:.0f} | {len(body) / 1e3:.0f} |")
+        print(
+            f"| {width}x{height} | {n} | {wall:.1f} | {n / wall:.1f} | {n / paint:.1f} "
+            f"| {len(clip) / 1e3:.0f} | {len(body) / 1e3:.0f} |"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tables", nargs="+", choices=("flicker", "speed"), default=["flicker", "speed"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--tables", nargs="+", choices=("flicker", "speed"), default=["flicker", "speed"]
+    )
     parser.add_argument("--models", type=Path, default=ROOT / "function" / "models")
     parser.add_argument("--style", default="starry_night")
     parser.add_argument("--scene", help="a photo to pan over (default: a synthetic one)")

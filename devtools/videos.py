@@ -30,6 +30,36 @@ def pan_frames(
         yield np.clip(np.rint(view + rng.normal(0, noise, view.shape)), 0, 255).astype(np.uint8)
 
 
+def zoom_frames(
+    scene: np.ndarray,
+    width: int,
+    height: int,
+    frames: int,
+    rate: float,
+    noise: float,
+    seed: int = 0,
+) -> Iterator[np.ndarray]:
+    """Frames of a camera zooming into the middle of `scene` by `rate` a frame (0.01: 1 %),
+    noisy like pan_frames: frame t shows the scene magnified (1 + rate) ** t."""
+    rng = np.random.default_rng(seed)
+    picture = Image.fromarray(scene)
+    cx, cy = scene.shape[1] / 2, scene.shape[0] / 2
+    for t in range(frames):
+        s = (1 + rate) ** t
+        box = (cx - width / 2 / s, cy - height / 2 / s, cx + width / 2 / s, cy + height / 2 / s)
+        view = np.asarray(picture.resize((width, height), Image.Resampling.BICUBIC, box=box))
+        noisy = view.astype(np.float32) + rng.normal(0, noise, view.shape)
+        yield np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
+def zoomed(frame: np.ndarray, rate: float) -> np.ndarray:
+    """`frame` magnified by 1 + rate about its middle: the next frame of a zoom_frames clip."""
+    h, w = frame.shape[:2]
+    s = 1 + rate
+    box = (w / 2 - w / 2 / s, h / 2 - h / 2 / s, w / 2 + w / 2 / s, h / 2 + h / 2 / s)
+    return np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.BICUBIC, box=box))
+
+
 def scene_for(width: int, height: int, frames: int, step: int, seed: int = 0) -> np.ndarray:
     """A synthetic photo wide enough for the pan."""
     return np.asarray(make_photo(width + step * (frames - 1), height, seed=seed))
