@@ -1,4 +1,5 @@
-"""`python -m styleclient`: stylize one photo or a folder of them through a styleserve URL."""
+"""`python -m styleclient`: stylize one photo, one video or a folder of photos through a
+styleserve URL."""
 
 from __future__ import annotations
 
@@ -13,26 +14,34 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from styleclient.client import StyleClient, StyleServeError, gcloud_identity_token
+from styleclient.client import (
+    SNIFF_BYTES,
+    StyleClient,
+    StyleServeError,
+    gcloud_identity_token,
+    video_type,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 FORMAT_OF_SUFFIX = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
+VIDEO_FORMAT = "mp4"  # a video's only output format: H.264 MP4 with the original sound
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m styleclient",
-        description="Repaint photos with a styleserve service. INPUT is a photo or a folder of "
-        "photos; a folder is done file by file, past errors, with a progress bar.",
+        description="Repaint photos and videos with a styleserve service. INPUT is a photo, a "
+        "video (.mp4 .m4v .mov .webm .mkv; it comes back as an MP4 with its sound) or a folder "
+        "of photos; a folder is done file by file, past errors, with a progress bar.",
     )
-    p.add_argument("input", nargs="?", type=Path, help="a photo, or a folder of photos")
+    p.add_argument("input", nargs="?", type=Path, help="a photo, a video, or a folder of photos")
     p.add_argument(
         "-o",
         "--output",
         type=Path,
-        help="output file (one photo) or folder (a folder); default: next to the input, "
-        "PHOTO-stylized.jpg or FOLDER-stylized/",
+        help="output file (a photo or a video) or folder (a folder); default: next to the "
+        "input, PHOTO-stylized.jpg, VIDEO-stylized.mp4 or FOLDER-stylized/",
     )
     p.add_argument(
         "--url",
@@ -63,8 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     opts.add_argument(
         "--max-size", type=int, help="shrink the result's longest side to this (default: full size)"
     )
-    opts.add_argument("--format", choices=sorted(EXTENSIONS), help="output format (default jpeg)")
-    opts.add_argument("--quality", type=int, help="1..100, for JPEG and WebP")
+    opts.add_argument(
+        "--format",
+        choices=[*sorted(EXTENSIONS), VIDEO_FORMAT],
+        help="a photo's output format (default jpeg); a video's is always mp4",
+    )
+    opts.add_argument("--quality", type=int, help="1..100, for JPEG and WebP photos")
     auth = p.add_argument_group("authentication (Cloud Run services that are not --public)")
     who = auth.add_mutually_exclusive_group()
     who.add_argument("--token", help="identity token (default: $STYLESERVE_TOKEN)")
@@ -75,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net = p.add_argument_group("network")
     net.add_argument("--retries", type=int, default=4, help="on 429/503/connection errors")
-    net.add_argument("--timeout", type=float, default=300, help="seconds per request")
+    net.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds per request (default %(default)s: a video takes seconds to minutes)",
+    )
     net.add_argument("--jobs", type=int, default=1, help="requests at once for a folder")
     return p
 
@@ -84,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.list_styles and args.input is None:
-        parser.error("give a photo or a folder (or --list-styles)")
+        parser.error("give a photo, a video or a folder (or --list-styles)")
     if args.jobs < 1 or args.retries < 0:
         parser.error("--jobs must be at least 1 and --retries at least 0")
     try:
@@ -95,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.url,
         token or os.environ.get("STYLESERVE_TOKEN") or None,
         timeout_s=args.timeout,
+        video_timeout_s=args.timeout,
         retries=args.retries,
         on_retry=lambda reason, delay: tqdm.write(
             f"retrying in {delay:.1f} s: {reason}", file=sys.stderr
@@ -150,7 +169,56 @@ def request_options(args: argparse.Namespace, fmt: str | None) -> dict[str, obje
     }
 
 
+def is_video(path: Path) -> bool:
+    """A video by its suffix, else by its first bytes, as StyleClient.stylize decides."""
+    with path.open("rb") as file:
+        return video_type(path.name, file.read(SNIFF_BYTES)) is not None
+
+
+def video_refusal(args: argparse.Namespace) -> str | None:
+    """Why the command line does not fit a video, said before minutes of upload: a video always
+    comes back as MP4, and a JPEG's quality does not apply."""
+    if args.format not in (None, VIDEO_FORMAT):
+        return (
+            f"--format {args.format} is for photos; a video comes back as mp4 (leave --format out)"
+        )
+    if args.quality is not None:
+        return "--quality is for photos (JPEG, WebP); leave it out for a video"
+    if args.output is not None and args.output.suffix.lower() in IMAGE_SUFFIXES:
+        return f"-o {args.output}: a video comes back as an MP4; name the output .mp4"
+    return None
+
+
+def stylize_video(client: StyleClient, args: argparse.Namespace) -> int:
+    refusal = video_refusal(args)
+    if refusal:
+        return fail(refusal)
+    out = args.output or args.input.with_name(f"{args.input.stem}-stylized.mp4")
+    # One line up front: the answer can take minutes, and silence looks like a hang.
+    print(
+        f"{args.input}: painting a video frame by frame (up to {args.timeout:g} s)...",
+        file=sys.stderr,
+    )
+    data = client.stylize(args.input, **request_options(args, args.format))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    print(f"{args.input} -> {out}")
+    return 0
+
+
+def photo_refusal(args: argparse.Namespace) -> str | None:
+    """--format mp4 asks for a video's format: refused for photos before any upload."""
+    if args.format == VIDEO_FORMAT:
+        return f"--format {VIDEO_FORMAT} is for videos; a photo comes back as jpeg, png or webp"
+    return None
+
+
 def stylize_file(client: StyleClient, args: argparse.Namespace) -> int:
+    if is_video(args.input):
+        return stylize_video(client, args)
+    refusal = photo_refusal(args)
+    if refusal:
+        return fail(refusal)
     fmt = args.format
     if args.output is not None and fmt is None:
         # `-o out.png` means PNG: the bytes should match the name
@@ -181,6 +249,9 @@ def stylize_folder(client: StyleClient, args: argparse.Namespace) -> int:
     )
     if not photos:
         return fail(f"{args.input}: no photos ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    refusal = photo_refusal(args)
+    if refusal:
+        return fail(refusal)
     out_dir = args.output or args.input.with_name(f"{args.input.name}-stylized")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(photos, EXTENSIONS[args.format or "jpeg"])

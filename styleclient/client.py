@@ -3,6 +3,7 @@
 from styleclient import StyleClient
 client = StyleClient("https://styleserve-xyz.a.run.app", token=TOKEN)
 jpeg = client.stylize("photo.jpg", style="starry_night", strength=0.8)
+mp4 = client.stylize("clip.mov", style="starry_night")  # a video comes back as an MP4
 """
 
 from __future__ import annotations
@@ -33,6 +34,24 @@ OPTIONS = (
 # 429: Cloud Run has no instance free yet; 503: every inference slot stayed busy (the API's
 # `overloaded`) or an instance is still starting. Both are worth waiting for; other errors are not.
 RETRY_STATUSES = frozenset({429, 503})
+# A video that ran out of its deadline (minutes) would run out again: retrying it only repeats
+# the wait. A photo's 503 deadline_exceeded is seconds of work and is still retried.
+VIDEO_FINAL_CODES = frozenset({"deadline_exceeded"})
+# A video's suffix -> the Content-Type it is sent with (the API's video types).
+VIDEO_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+}
+# The first bytes of a video without a telling name, as the API sniffs them: an ISO media box
+# (MP4, MOV) or Matroska's EBML magic (MKV, WebM). HEIC and AVIF photos start with an ftyp box
+# too; their brands say they are stills.
+_VIDEO_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
+_STILL_BRANDS = (b"avif", b"heic", b"heix", b"mif1")
+_EBML = b"\x1a\x45\xdf\xa3"
+SNIFF_BYTES = 64  # enough for the ftyp brand and a WebM header's DocType
 
 
 class StyleServeError(Exception):
@@ -77,6 +96,34 @@ def retry_after_s(value: str | None) -> float | None:
         return None
 
 
+def sniffed_video_type(head: bytes) -> str | None:
+    """The video Content-Type a file's first bytes say, or None (a photo, or not a video)."""
+    if head.startswith(_EBML):
+        return "video/webm" if b"webm" in head[:SNIFF_BYTES] else "video/x-matroska"
+    box, brand = head[4:8], head[8:12]
+    if box not in _VIDEO_BOXES or (box == b"ftyp" and brand in _STILL_BRANDS):
+        return None
+    return "video/quicktime" if brand == b"qt  " else "video/mp4"
+
+
+def video_type(name: str, data: bytes) -> str | None:
+    """The Content-Type to send a video with, by its name's suffix, else by its first bytes
+    (bytes come without a name); None for a photo."""
+    return VIDEO_TYPES.get(Path(name).suffix.lower()) or sniffed_video_type(data[:SNIFF_BYTES])
+
+
+def check_video_options(options: dict[str, object]) -> None:
+    """A video always comes back as MP4 and has no JPEG quality: refused here, before minutes
+    of upload, with the words the API would use."""
+    fmt = options.get("format")
+    if fmt is not None and str(fmt).strip().lower() != "mp4":
+        raise ValueError(
+            f"format must be mp4 for a video (it comes back as H.264 MP4); got {fmt!r}"
+        )
+    if options.get("quality") is not None:
+        raise ValueError("quality applies to photos; leave it out for a video")
+
+
 def _error_from(response: requests.Response) -> StyleServeError:
     request_id = response.headers.get("X-Request-Id")
     try:
@@ -106,6 +153,7 @@ class StyleClient:
         token: str | None = None,
         *,
         timeout_s: float = 300.0,
+        video_timeout_s: float = 300.0,
         retries: int = 4,
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
@@ -113,6 +161,9 @@ class StyleClient:
     ):
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        # A video is painted frame by frame: seconds to minutes (the API gives up after
+        # VIDEO_DEADLINE_S, 240 s by default), so its wait is set apart from a photo's.
+        self.video_timeout_s = video_timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -132,26 +183,52 @@ class StyleClient:
         """The stylized image's bytes. `image` is a path or the file's bytes; options are the
         API's (style, arch, strength, stroke_scale, preserve_color, max_size, format, quality); None means
         the server's default. `style` is a name, or a mix of one network's styles:
-        "starry_night:0.6,the_scream:0.4" or {"starry_night": 0.6, "the_scream": 0.4}."""
+        "starry_night:0.6,the_scream:0.4" or {"starry_night": 0.6, "the_scream": 0.4}.
+
+        A video (.mp4 .m4v .mov .webm .mkv, or bytes that start as one) comes back as an MP4
+        with its sound, waited for up to `video_timeout_s`; `format` may only be "mp4" and
+        `quality` is refused (ValueError)."""
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; use {', '.join(OPTIONS)}")
         if isinstance(image, (str, Path)):
             name, data = Path(image).name, Path(image).read_bytes()
         else:
-            name, data = "image", bytes(image)
+            name, data = "", bytes(image)
         fields = {k: _form_value(v) for k, v in options.items() if v is not None}
+        media_type = video_type(name, data)
+        if media_type is None:
+            part = (name or "image", data, "application/octet-stream")
+            return self._request("POST", "/", files={"image": part}, data=fields).content
+        check_video_options(options)
         response = self._request(
-            "POST", "/", files={"image": (name, data, "application/octet-stream")}, data=fields
+            "POST",
+            "/",
+            files={"video": (name or "video", data, media_type)},
+            data=fields,
+            timeout_s=self.video_timeout_s,
+            final_codes=VIDEO_FINAL_CODES,
         )
         return response.content
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout_s: float | None = None,
+        final_codes: frozenset[str] = frozenset(),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """`final_codes`: API error codes not retried even under a retried status."""
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
                 response = self.session.request(
-                    method, self.url + path, timeout=self.timeout_s, **kwargs
+                    method,
+                    self.url + path,
+                    timeout=self.timeout_s if timeout_s is None else timeout_s,
+                    **kwargs,
                 )
             except requests.ConnectionError as e:  # refused, reset, DNS, connect timeout
                 if last:
@@ -160,9 +237,9 @@ class StyleClient:
                 continue
             if response.ok:
                 return response
-            if response.status_code not in RETRY_STATUSES or last:
-                raise _error_from(response)
             error = _error_from(response)
+            if response.status_code not in RETRY_STATUSES or last or error.code in final_codes:
+                raise error
             self._wait(attempt, retry_after_s(response.headers.get("Retry-After")), str(error))
         raise AssertionError("unreachable")  # the loop returns or raises
 

@@ -1,5 +1,5 @@
 """The Python client (styleclient) against the real function, and against a stand-in server
-that answers 503 on cue and reports the Authorization headers it saw."""
+that answers 503 on cue and reports the Authorization headers and the file parts it saw."""
 
 from __future__ import annotations
 
@@ -9,29 +9,42 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import requests
 from PIL import Image
 
+from devtools.videos import decode_clip, pan_clip
 from styleclient import StyleClient, StyleServeError
 from styleclient.cli import build_parser, request_options
-from styleclient.client import OPTIONS
+from styleclient.client import OPTIONS, sniffed_video_type, video_type
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # The stand-in picks its behaviour from the bearer token, so one server covers every case and
-# tests stay independent: each flaky-* token gets 503 twice then 200, down-* tokens always 503.
-# /seen lists the Authorization headers it got, in order.
+# tests stay independent: each flaky-* token gets 503 twice then 200, down-* tokens always 503,
+# late-* tokens always 503 deadline_exceeded, slow-* tokens answer after a second.
+# /seen lists the Authorization headers it got, in order; /parts the file parts, as
+# [field, filename, content type].
 STANDIN = """
 import threading
+import time
 
 import flask
 import functions_framework
 
 seen = []
+parts = []
 lock = threading.Lock()
+
+
+def busy(code, message):
+    return flask.Response(
+        '{"error": {"code": "%s", "message": "%s"}}' % (code, message),
+        status=503, headers={"Retry-After": "0"}, mimetype="application/json",
+    )
 
 
 @functions_framework.http
@@ -40,16 +53,22 @@ def stylize(request):
         return {"status": "ok"}
     if request.path == "/seen":
         return {"seen": seen}
+    if request.path == "/parts":
+        return {"parts": parts}
     auth = request.headers.get("Authorization", "")
+    field, upload = next(iter(request.files.items()))
     with lock:
         seen.append(auth)
+        parts.append([field, upload.filename, upload.mimetype])
         calls = seen.count(auth)
     if auth.startswith("Bearer down") or (auth.startswith("Bearer flaky") and calls <= 2):
-        return flask.Response(
-            '{"error": {"code": "overloaded", "message": "All slots busy."}}',
-            status=503, headers={"Retry-After": "0"}, mimetype="application/json",
-        )
-    return flask.Response(request.files["image"].read()[::-1], mimetype="image/jpeg")
+        return busy("overloaded", "All slots busy.")
+    if auth.startswith("Bearer late"):
+        return busy("deadline_exceeded", "Past the deadline.")
+    if auth.startswith("Bearer slow"):
+        time.sleep(1)
+    mimetype = "video/mp4" if field == "video" else "image/jpeg"
+    return flask.Response(upload.read()[::-1], mimetype=mimetype)
 """
 
 
@@ -79,6 +98,34 @@ def standin(tmp_path_factory, serve_function):
 
 def seen_tokens(url: str) -> list[str]:
     return requests.get(url + "/seen", timeout=10).json()["seen"]
+
+
+def seen_parts(url: str) -> list[list[str]]:
+    return requests.get(url + "/parts", timeout=10).json()["parts"]
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    """A real MP4 of 4 frames, 96x64, without sound: painted in a moment by the tiny models."""
+    return pan_clip(96, 64, frames=4, audio=None)
+
+
+@pytest.fixture(scope="module")
+def clips() -> dict[str, bytes]:
+    """The same 4 frames in each container the client names by suffix: suffix -> bytes."""
+    return {
+        ".mp4": pan_clip(96, 64, frames=4, audio=None),
+        ".mov": pan_clip(96, 64, frames=4, audio=None, container="mov"),
+        ".webm": pan_clip(96, 64, frames=4, audio=None, container="webm", codec="libvpx-vp9"),
+        ".mkv": pan_clip(96, 64, frames=4, audio=None, container="matroska"),
+    }
+
+
+def unused_url() -> str:
+    """A URL nothing listens on: a request that reached it would fail with 'could not reach'."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 # --- the command line, against the real function ---------------------------------------------
@@ -157,6 +204,75 @@ def test_default_output_name_is_next_to_the_photo(live_server, photo_dir, tmp_pa
     assert size_of(tmp_path / "holiday-stylized.jpg") == size_of(photo)
 
 
+def test_a_video_comes_back_as_an_mp4_with_every_frame(live_server, clip, tmp_path):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(clip)
+    result = run_cli(
+        str(video), "--url", live_server, "--style", "stripes", "--arch", "fast",
+        "--strength", "0.7", "--preserve-color", "--max-size", "48", "--stroke-scale", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "clip-stylized.mp4"  # the default name: next to the video, an .mp4
+    assert result.stdout.strip() == f"{video} -> {out}"
+    assert "painting a video" in result.stderr  # said before the wait, not after
+    painted = decode_clip(out.read_bytes())
+    assert len(painted.frames) == 4 and painted.codec == "h264"
+    assert painted.frames[0].shape == (32, 48, 3)  # max_size 48 shrank the 96x64 clip
+    # every option reached the server: the library's request with the same options is the same
+    again = StyleClient(live_server).stylize(
+        clip, style="stripes", arch="fast", strength=0.7, preserve_color=True, max_size=48,
+        stroke_scale=2,
+    )  # fmt: skip
+    assert again == out.read_bytes()
+
+
+def test_a_video_by_its_suffix_or_its_bytes_and_format_mp4(live_server, clips, tmp_path):
+    for suffix, data in clips.items():
+        video = tmp_path / f"clip{suffix}"
+        video.write_bytes(data)
+        out = tmp_path / f"out{suffix}.mp4"
+        result = run_cli(str(video), "--url", live_server, "-o", str(out), "--format", "mp4")
+        assert result.returncode == 0, (suffix, result.stderr)
+        assert len(decode_clip(out.read_bytes()).frames) == 4, suffix
+    # a video under a name that does not say so is known by its first bytes
+    unnamed = tmp_path / "clip.bin"
+    unnamed.write_bytes(clips[".mov"])
+    result = run_cli(str(unnamed), "--url", live_server, "--style", "dots")
+    assert result.returncode == 0, result.stderr
+    assert len(decode_clip((tmp_path / "clip-stylized.mp4").read_bytes()).frames) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "png"], "--format png is for photos; a video comes back as mp4 (leave --format out)"),
+        (["--quality", "80"], "--quality is for photos (JPEG, WebP); leave it out for a video"),
+        (["-o", "{tmp}/out.jpg"], "-o {tmp}/out.jpg: a video comes back as an MP4; name the output .mp4"),
+    ],
+    ids=["format", "quality", "output-name"],
+)  # fmt: skip
+def test_photo_options_are_refused_for_a_video_before_sending(clip, tmp_path, args, message):
+    video = tmp_path / "clip.mov"
+    video.write_bytes(clip)
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = run_cli(str(video), "--url", unused_url(), *args)  # refused before any request
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {message.format(tmp=tmp_path)}"]
+    assert not list(tmp_path.glob("*stylized*")) and not (tmp_path / "out.jpg").exists()
+
+
+def test_format_mp4_is_refused_for_photos_before_sending(photo_dir, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(photo_dir / "photo_0.jpg", photos)
+    for target in (photos / "photo_0.jpg", photos):  # one photo, a folder of them
+        result = run_cli(str(target), "--url", unused_url(), "--format", "mp4")
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [
+            "error: --format mp4 is for videos; a photo comes back as jpeg, png or webp"
+        ]
+
+
 # --- the importable API -----------------------------------------------------------------------
 
 
@@ -174,6 +290,40 @@ def test_library_stylizes_bytes_and_lists_styles(live_server, photo_dir):
     with pytest.raises(StyleServeError) as error:
         client.stylize(data, strength=2)
     assert (error.value.status, error.value.code) == (400, "invalid_parameter")
+
+
+def test_library_stylizes_a_video_from_bytes_or_a_path(live_mix_server, clips, tmp_path):
+    client = StyleClient(live_mix_server)
+    mixed = client.stylize(clips[".mp4"], style={"waves": 0.7, "checks": 0.3})  # bytes: sniffed
+    assert len(decode_clip(mixed).frames) == 4
+    waves = client.stylize(clips[".mp4"], style="waves", format="mp4")
+    assert mixed != waves  # the mix reached the server
+    path = tmp_path / "clip.webm"
+    path.write_bytes(clips[".webm"])
+    assert len(decode_clip(client.stylize(path, style="waves")).frames) == 4
+    for bad in ({"format": "png"}, {"quality": 80}):
+        with pytest.raises(ValueError, match="for a video"):
+            client.stylize(clips[".mp4"], **bad)
+    with pytest.raises(StyleServeError) as error:
+        client.stylize(b"\x1a\x45\xdf\xa3 not a real webm")
+    assert (error.value.status, error.value.code) == (400, "invalid_video")
+
+
+def test_what_is_a_video(clips, photo_dir):
+    for suffix, data in clips.items():
+        assert video_type("", data) == video_type(f"clip{suffix}", b""), suffix
+        assert video_type("CLIP" + suffix.upper(), b"") is not None
+    assert video_type("", clips[".mov"]) == "video/quicktime"
+    assert video_type("", clips[".webm"]) == "video/webm"
+    assert video_type("", clips[".mkv"]) == "video/x-matroska"
+    assert video_type("clip.m4v", b"") == "video/mp4"
+    for name in ("photo_0.jpg", "photo_1.jpg"):
+        assert video_type(name, (photo_dir / name).read_bytes()) is None
+    assert video_type("", b"\x89PNG\r\n\x1a\n") is None
+    # HEIC and AVIF photos start with an ftyp box too: their brand says they are stills
+    for brand in (b"heic", b"avif", b"mif1"):
+        assert sniffed_video_type(b"\x00\x00\x00\x18ftyp" + brand) is None
+    assert sniffed_video_type(b"\x00\x00\x00\x18ftypisom") == "video/mp4"
 
 
 def test_the_client_has_every_request_option_the_api_has():
@@ -221,6 +371,41 @@ def test_retries_are_bounded(standin):
         client.stylize(b"x")
     assert (error.value.status, error.value.code) == (503, "overloaded")
     assert seen_tokens(standin).count("Bearer down-lib") == 3  # 1 try + 2 retries
+
+
+def test_a_video_is_sent_as_a_video_part_with_its_type(standin, clips, tmp_path):
+    client = StyleClient(standin, "parts")
+    assert client.stylize(clips[".mp4"]) == clips[".mp4"][::-1]
+    path = tmp_path / "holiday.mov"
+    path.write_bytes(b"any bytes: the name says video")
+    client.stylize(path)
+    client.stylize(b"\x01\x02\x03")
+    assert seen_parts(standin)[-3:] == [
+        ["video", "video", "video/mp4"],
+        ["video", "holiday.mov", "video/quicktime"],
+        ["image", "image", "application/octet-stream"],  # photos as ever
+    ]
+
+
+def test_a_video_past_its_deadline_is_not_sent_again(standin, clip):
+    client = StyleClient(standin, "late-video", retries=2)
+    with pytest.raises(StyleServeError) as error:
+        client.stylize(clip)  # minutes of painting would run out again
+    assert (error.value.status, error.value.code) == (503, "deadline_exceeded")
+    assert seen_tokens(standin).count("Bearer late-video") == 1
+    client = StyleClient(standin, "late-photo", retries=2)
+    with pytest.raises(StyleServeError):
+        client.stylize(b"photo")  # seconds of work: worth another try
+    assert seen_tokens(standin).count("Bearer late-photo") == 3
+
+
+def test_a_video_waits_for_video_timeout_s(standin, clip):
+    client = StyleClient(standin, "slow-timeouts", timeout_s=0.3, video_timeout_s=30, retries=0)
+    start = time.monotonic()
+    assert client.stylize(clip) == clip[::-1]  # answered after a second
+    assert time.monotonic() - start >= 1
+    with pytest.raises(requests.Timeout):
+        client.stylize(b"photo")  # the photo's timeout is still its own
 
 
 def test_connection_errors_are_retried_then_reported():

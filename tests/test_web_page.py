@@ -20,6 +20,7 @@ import pytest
 import requests
 from PIL import Image
 
+from devtools.videos import decode_clip, pan_clip
 from export.onnx_export import style_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,6 +254,103 @@ def test_page_stylizes_an_uploaded_photo(page, photo):
     assert download == f"{path.stem}-stripes.jpg" and page.is_visible("#download")
     assert page.text_content("#status") == ""  # the busy indicator is gone
     assert page.is_enabled("#go")
+
+
+# Keeps every blob the page makes a URL for: what a <video src="blob:..."> holds. (Its bytes
+# come back through BLOB_BYTES: the page's policy rightly refuses fetch() of a blob: URL, and
+# Chromium keeps no body of a request a test held and let go.)
+SPY_ON_BLOBS = """() => {
+    const create = URL.createObjectURL;
+    window.blobs = {};
+    URL.createObjectURL = (blob) => {
+        const url = create(blob);
+        window.blobs[url] = blob;
+        return url;
+    };
+}"""
+BLOB_BYTES = """async url => {
+    const blob = window.blobs[url];
+    return {type: blob.type, bytes: Array.from(new Uint8Array(await blob.arrayBuffer()))};
+}"""
+
+# Plays the result muted to its end (4 frames: a sixth of a second) and draws its last frame:
+# the browser really decoded the MP4, not just read its header.
+PLAY_RESULT = """async () => {
+    const v = document.getElementById('result-video');
+    v.muted = true;
+    await v.play();
+    while (!v.ended) await new Promise(r => setTimeout(r, 20));
+    const canvas = document.createElement('canvas');
+    [canvas.width, canvas.height] = [v.videoWidth, v.videoHeight];
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(v, 0, 0);
+    const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 4) sum += data[i] + data[i + 1] + data[i + 2];
+    return {ended: v.ended, time: v.currentTime, mean: sum / (3 * data.length / 4)};
+}"""
+
+
+def test_page_stylizes_an_uploaded_video(page, photo, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(pan_clip(96, 64, frames=4, audio=None))
+    assert page.get_attribute("#file", "accept") == "image/*,video/mp4,video/quicktime,video/webm"
+    page.set_input_files("#file", str(clip))
+    wait_until(page, "document.getElementById('original-video').videoWidth > 0")
+    assert page.is_hidden("#original")
+    assert page.text_content("#original-size") == " · 96 × 64 px"
+    page.get_by_text("Stripes").click()
+
+    page.evaluate(SPY_ON_FETCH)
+    page.evaluate(SPY_ON_BLOBS)
+    held = []  # the answer waits until the wait state has been seen
+    page.route("**/*", lambda r: held.append(r) if r.request.method == "POST" else r.continue_())
+    page.get_by_role("button", name="Stylize").click()
+    wait_until(page, "document.querySelector('#result-frame').ariaBusy === 'true'")
+    assert page.is_visible("#spinner") and page.is_disabled("#go")
+    assert page.text_content("#status") == (
+        "Painting the video frame by frame: this can take a few minutes…"
+    )
+    assert page.text_content("#elapsed") == "0:00 elapsed"
+    wait_until(page, "document.getElementById('elapsed').textContent === '0:01 elapsed'", 5)
+    assert len(held) == 1
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        held[0].continue_()
+    response = answer.value
+    assert response.status == 200 and response.headers["content-type"] == "video/mp4"
+    assert response.headers["x-frames"] == "4"
+    assert page.evaluate("window.sentForms") == [
+        {"video": "clip.mp4", "style": "stripes", "arch": "fast", "strength": "1",
+         "preserve_color": "false"}
+    ]  # fmt: skip
+
+    page.wait_for_selector("#result-video", state="visible")
+    src = page.get_attribute("#result-video", "src")
+    assert src.startswith("blob:")
+    shown = page.evaluate(BLOB_BYTES, src)
+    assert shown["type"] == "video/mp4"
+    assert len(decode_clip(bytes(shown["bytes"])).frames) == 4  # the MP4 the API sent, whole
+    assert page.is_hidden("#result") and page.is_hidden("#elapsed")
+    assert page.text_content("#status") == "" and page.is_enabled("#go")
+    played = page.evaluate(PLAY_RESULT)
+    assert played["ended"] and played["time"] > 0 and played["mean"] > 10, played
+    assert page.text_content("#result-figure figcaption") == "Stylized · 96 × 64 px · 4 frames"
+    assert page.get_attribute("#download", "href") == src
+    assert page.get_attribute("#download", "download") == "clip-stripes.mp4"
+    assert page.is_visible("#download")
+
+    # a photo next: shown and painted as an image again, the videos emptied
+    page.unroute("**/*")
+    page.set_input_files("#file", str(photo[0]))
+    wait_until(page, "document.getElementById('original').naturalWidth > 0")
+    assert page.is_hidden("#original-video") and page.is_hidden("#result-video")
+    assert page.get_attribute("#result-video", "src") is None
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Stylize").click()
+    assert answer.value.headers["content-type"] == "image/jpeg"
+    page.wait_for_selector("#result", state="visible")
+    assert natural_size(page, "#result") == photo[1] and page.is_hidden("#result-video")
+    assert page.get_attribute("#download", "download") == f"{photo[0].stem}-stripes.jpg"
 
 
 def test_page_shows_the_api_error_for_a_non_image(page, tmp_path, live_server):

@@ -12,13 +12,14 @@ from stylefn.ops.config import FUNCTION_DIR
 from stylefn.styles.catalog import find_style
 
 # Everything the page needs is inline or from this origin; the policy makes a stray CDN link
-# fail in the browser (and in tests) instead of silently working only while online.
+# fail in the browser (and in tests) instead of silently working only while online. A video,
+# the one sent and the one painted, plays from a blob: URL of the page's own.
 PAGE_HEADERS = {
     "Cache-Control": "public, max-age=300",
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-        "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-        "frame-ancestors 'none'"
+        "img-src 'self' blob: data:; media-src blob:; connect-src 'self'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
     ),
 }
 # An hour: a redeploy may swap a style's model under the same name.
