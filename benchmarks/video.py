@@ -28,6 +28,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -62,7 +63,7 @@ def warped_error(frames: list[np.ndarray], step: int | None) -> float:
     return float(np.mean(errors))
 
 
-def client(model_dir: Path):  # type: ignore[no-untyped-def]
+def client(model_dir: Path) -> Any:
     import functions_framework
 
     os.environ["MODEL_DIR"] = str(model_dir)
@@ -72,7 +73,7 @@ def client(model_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def flicker(args: argparse.Namespace) -> None:
-    from stylefn.video.painter import FramePainter
+    from stylefn.video.painter import BLEND, FramePainter
 
     app = client(args.models)
     module = sys.modules["main"]
@@ -98,8 +99,8 @@ def flicker(args: argparse.Namespace) -> None:
         paint = lambda rgb, stats: instance.paint_with(choice, rgb, stats)  # noqa: E731
         alone = [instance.stylize(choice, f) for f in frames]
         rows = [warped_error(frames, step), warped_error(alone, step)]
-        for kw in (dict(align=False, blend=0.0), dict(blend=0.0), {}):
-            painter = FramePainter(paint, **kw)  # type: ignore[arg-type]
+        for align, blend in ((False, 0.0), (True, 0.0), (True, BLEND)):
+            painter = FramePainter(paint, align=align, blend=blend)
             rows.append(warped_error([painter(f) for f in frames], step))
         r = app.post(f"/?style={args.style}&arch=fast", data=clip, content_type="video/mp4")
         assert r.status_code == 200, r.data[:300]

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
@@ -96,13 +97,13 @@ def _write(
     crf: int,
     rotation: int,
 ) -> None:
-    video = out.add_stream(codec, rate=fps)
+    video = cast(av.VideoStream, out.add_stream(codec, rate=fps))
     video.pix_fmt = "yuv420p"
     if codec == "libx264":
         video.options = {"crf": str(crf), "preset": "veryfast"}
     sound = None
     if audio:
-        sound = out.add_stream(audio, rate=48000)
+        sound = cast(av.AudioStream, out.add_stream(audio, rate=48000))
         sound.layout = "stereo"
     count = 0
     for count, rgb in enumerate(frames, 1):
@@ -154,11 +155,11 @@ class Clip:
 
 
 def decode_clip(data: bytes) -> Clip:
-    with av.open(io.BytesIO(data)) as clip:
+    with av.open(io.BytesIO(data), "r") as clip:
         video = clip.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video)]
         audio = [
-            (a.codec_context.name, float((a.duration or 0) * a.time_base))
+            (a.codec_context.name, float((a.duration or 0) * (a.time_base or 0)))
             for a in clip.streams.audio
         ]
         return Clip(

@@ -281,3 +281,8 @@ def stylize_folder(client: StyleClient, args: argparse.Namespace) -> int:
     print(f"{done} of {len(photos)} photos stylized into {out_dir}", end="")
     print(f"; {len(failed)} failed: {', '.join(sorted(p.name for p in failed))}" if failed else "")
     return 1 if failed else 0
+
+
+def run() -> None:
+    """The `styleclient` command's entry point."""
+    raise SystemExit(main())

@@ -62,8 +62,8 @@ class StyleFunction:
         # Server-Timing lists them in this order; the log and a JSON answer carry them rounded.
         timings = {**(stylized.timings_ms if stylized else {}), "total": _ms_since(start)}
         rounded = {k: round(v, 2) for k, v in timings.items()}
-        if stylized is not None:
-            response = stylized.response(rounded)
+        if isinstance(answer, (Stylized, StylizedVideo)):
+            response = answer.response(rounded)
         elif isinstance(answer, dict):
             response = flask.jsonify(answer)
         else:

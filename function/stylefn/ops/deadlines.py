@@ -53,12 +53,18 @@ _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("dead
 
 
 @contextmanager
-def limit(seconds: float, *, decode_seconds: float, **wording: str) -> Iterator[Deadline]:
+def limit(
+    seconds: float,
+    *,
+    decode_seconds: float,
+    setting: str = "REQUEST_DEADLINE_S",
+    advice: str = "Send a smaller image or a lower max_size",
+) -> Iterator[Deadline]:
     """The deadline for the work inside, `seconds` from now. An exception raised once it has
     passed (an ONNX Runtime run stopped by it, a wait cut short) becomes DeadlineExceeded.
-    `wording`: Deadline's `setting` and `advice`, for the message. Inside another limit, this
-    one replaces it until it ends."""
-    deadline = Deadline(seconds, decode_seconds, **wording)
+    `setting` and `advice` word its message. Inside another limit, this one replaces it until
+    it ends."""
+    deadline = Deadline(seconds, decode_seconds, setting, advice)
     token = _current.set(deadline)
     try:
         yield deadline

@@ -56,7 +56,7 @@ def open_clip(data: bytes) -> av.container.InputContainer:
     """The clip's container, opened with the demuxer its signature names."""
     demuxer = demuxer_for(data)
     try:
-        return av.open(io.BytesIO(data), format=demuxer, options=PROBE_OPTIONS)
+        return av.open(io.BytesIO(data), "r", format=demuxer, options=PROBE_OPTIONS)
     except av.FFmpegError:
         raise InvalidVideo(
             f"Could not read the video's header: it is truncated or corrupt. {_SEND}"

@@ -104,6 +104,8 @@ def _paint_frames(
             encoder.audio(packet)
             continue
         for frame in packet.decode():
+            if not isinstance(frame, av.VideoFrame):
+                continue
             deadlines.check()
             count += 1
             seconds = float(frame.time or 0.0)
@@ -121,7 +123,7 @@ def _paint_frames(
             f"The video is truncated: {count} of the {video.frames} frames its header lists "
             "could be decoded. Send the complete file."
         )
-    if not video.frames and seconds < info.seconds - max(3 / info.rate, 0.05 * info.seconds):
+    if not video.frames and seconds < info.seconds - max(3 / float(info.rate), 0.05 * info.seconds):
         raise InvalidVideo(
             f"The video is truncated: its frames end at {seconds:.2f} s of the {info.seconds:.2f} s "  # WebM
             "its header lists. Send the complete file."
@@ -187,8 +189,9 @@ class Encoder:
             self.out.mux(packet)
             return
         for frame in packet.decode():
-            frame.pts = None  # the encoder's own clock from the samples it has been given
-            self.out.mux(self.sound.encode(frame))
+            if isinstance(frame, av.AudioFrame):
+                frame.pts = None  # the encoder's own clock from the samples it has been given
+                self.out.mux(self.sound.encode(frame))
 
     def finish(self) -> None:
         if self.stream is not None:
