@@ -1,10 +1,11 @@
 """The camera's motion between two frames, as a whole-pixel translation (phase correlation), and
-a frame moved by one. Numpy only: ~5-25 ms a frame at 480p on 2 cores."""
+a frame moved by one. Numpy only, on the middle WINDOW of the frame: a few ms a frame."""
 
 from __future__ import annotations
 
 import numpy as np
 
+WINDOW = 320  # px: the middle square the translation is measured on (a whole 480p frame: 5x the time)
 # Below this peak of the normalised cross-power spectrum's inverse the match is noise (a cut, a
 # zoom, motion everywhere): no translation is reported.
 MIN_PEAK = 0.08
@@ -34,5 +35,7 @@ def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:
-    grey = rgb.astype(np.float32).mean(axis=2)
+    h, w = rgb.shape[:2]
+    y, x = max(0, (h - WINDOW) // 2), max(0, (w - WINDOW) // 2)
+    grey = rgb[y : y + WINDOW, x : x + WINDOW].astype(np.float32).mean(axis=2)
     return grey - grey.mean()
