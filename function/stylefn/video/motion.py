@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-WINDOW = 320  # px: the middle square the translation is measured on (a whole 480p frame: 5x the time)
+# px: the middle square the translation is measured on (a whole 480p frame: 4x the time)
+WINDOW = 320
 # Below this peak of the normalised cross-power spectrum's inverse the match is noise (a cut, a
 # zoom, motion everywhere): no translation is reported.
 MIN_PEAK = 0.08
