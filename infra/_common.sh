@@ -131,7 +131,7 @@ mutate_retry() {
     log "$(quote_cmd "$@")"
     "$@" && return 0
     ((attempt < 5)) || break
-    log "failed (try $attempt of 5; a new service account can take a minute to propagate); trying again in ${delay}s"
+    log "failed (try $attempt of 5; a new identity can take a minute to propagate); trying again in ${delay}s"
     sleep "$delay"
     delay=$((delay * 2))
   done
