@@ -1127,7 +1127,9 @@ def test_shellcheck_clean():
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed (apt-get install -y shellcheck)")
     scripts = sorted(str(p) for p in INFRA.rglob("*.sh"))  # azure/ and aws/ too
-    assert {"azure/deploy.sh", "aws/deploy.sh"} <= {str(Path(s).relative_to(INFRA)) for s in scripts}
+    assert {"azure/deploy.sh", "aws/deploy.sh"} <= {
+        str(Path(s).relative_to(INFRA)) for s in scripts
+    }
     result = subprocess.run(
         ["shellcheck", "-x", *scripts], capture_output=True, text=True, timeout=60
     )
