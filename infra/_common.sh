@@ -1,9 +1,14 @@
 # shellcheck shell=bash
 # Helpers shared by deploy.sh, train.sh, teardown.sh and train_job.sh (sourced, not run).
 
-# L4 regions listed on Cloud Run's "GPU support for services" page; others only warn, since
-# Google adds regions over time.
-readonly L4_REGIONS="us-central1 us-east4 europe-west1 europe-west4 asia-southeast1 asia-south1"
+# L4 regions on Cloud Run's "GPU support for services" page
+# (https://cloud.google.com/run/docs/configuring/services/gpu, read 2026-12-03; infra/README.md
+# says which copies of it were read): generally available, and by invitation only. A region in
+# neither list only warns, since Google adds regions over time.
+readonly L4_REGIONS="europe-west1 europe-west4 asia-southeast1 us-east4"
+readonly L4_INVITATION_REGIONS="us-central1 asia-south1"
+# The default region of every script: L4 generally available there in every copy of that page.
+readonly DEFAULT_REGION="europe-west1"
 
 die() {
   echo "${0##*/}: error: $*" >&2
@@ -55,8 +60,13 @@ resolve_project() {
 }
 
 check_region() {
-  [[ " $L4_REGIONS " == *" $REGION "* ]] ||
-    log "warning: $REGION is not in the L4 regions known to this script ($L4_REGIONS); the deploy fails if Cloud Run has no L4 GPUs there."
+  if [[ " $L4_REGIONS " == *" $REGION "* ]]; then
+    return 0
+  elif [[ " $L4_INVITATION_REGIONS " == *" $REGION "* ]]; then
+    log "warning: Cloud Run L4 GPUs in $REGION are by invitation only (Cloud Run GPU page, read 2026-12-03): the deploy fails unless Google enabled them for this project. Generally available: $L4_REGIONS (e.g. --region $DEFAULT_REGION)."
+  else
+    log "warning: $REGION is not in the L4 regions known to this script ($L4_REGIONS; by invitation: $L4_INVITATION_REGIONS); the deploy fails if Cloud Run has no L4 GPUs there."
+  fi
 }
 
 # A flag that takes a value got one.
@@ -104,4 +114,125 @@ resolve_digest() {
   fi
   # shellcheck disable=SC2034  # read by the sourcing script
   IMAGE_REF="${IMAGE%:*}@$digest"
+}
+
+# Run a command that changes IAM, trying again with exponential backoff: a service account
+# created seconds ago can be refused until it has propagated ("you might need to wait for 60
+# seconds or more ... retry the request with exponential backoff",
+# https://cloud.google.com/iam/docs/service-accounts-create). Tries after 5, 10, 20 and 40 s
+# (RETRY_DELAY_S, the first wait), 75 s in all, then stops with the command that failed.
+mutate_retry() {
+  if [[ "${DRY_RUN:-0}" == 1 ]]; then
+    mutate "$@"
+    return 0
+  fi
+  local delay="${RETRY_DELAY_S:-5}" attempt
+  for attempt in 1 2 3 4 5; do
+    log "$(quote_cmd "$@")"
+    "$@" && return 0
+    ((attempt < 5)) || break
+    log "failed (try $attempt of 5; a new identity can take a minute to propagate); trying again in ${delay}s"
+    sleep "$delay"
+    delay=$((delay * 2))
+  done
+  die "still failing after 5 tries: $(quote_cmd "$@")"
+}
+
+# The staging bucket gcloud builds submit uses by default, gs://PROJECT_cloudbuild (its name
+# rules: ':' and '.' become '_', 'google' becomes 'elgoog').
+build_bucket_name() {
+  local name="${PROJECT//[:.]/_}"
+  echo "${name//google/elgoog}_cloudbuild"
+}
+
+# The dedicated Cloud Build service account (BUILD_SERVICE_ACCOUNT; default
+# ARTIFACT_REPO-build@PROJECT, created if missing) with only what a Dockerfile build that pushes
+# to Artifact Registry needs, each on the narrowest resource gcloud can grant it on:
+#   roles/artifactregistry.writer on the repository ARTIFACT_REPO (push the image),
+#   roles/storage.objectUser on gs://PROJECT_cloudbuild (read the uploaded source, write the log),
+#   roles/logging.logWriter on the project (the build's Cloud Logging entries).
+# New projects run builds as the Compute Engine default service account, which often lacks
+# these (https://cloud.google.com/build/docs/cloud-build-service-account-updates); a
+# user-specified account needs its logs in a bucket of ours or in Cloud Logging
+# (https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts).
+# Needs PROJECT, REGION, ARTIFACT_REPO, BUILD_SERVICE_ACCOUNT; sets BUILD_BUCKET.
+ensure_build_service_account() {
+  local default_sa="${ARTIFACT_REPO}-build@$PROJECT.iam.gserviceaccount.com" created=0
+  BUILD_BUCKET="$(build_bucket_name)"
+  if ! gcloud iam service-accounts describe "$BUILD_SERVICE_ACCOUNT" --project="$PROJECT" \
+    --format='value(email)' >/dev/null 2>&1; then
+    [[ "$BUILD_SERVICE_ACCOUNT" == "$default_sa" ]] ||
+      die "build service account $BUILD_SERVICE_ACCOUNT not found in $PROJECT (create it, or leave --build-service-account out to get $default_sa)"
+    mutate gcloud iam service-accounts create "${ARTIFACT_REPO}-build" --project="$PROJECT" \
+      --display-name="$ARTIFACT_REPO Cloud Build (push to $ARTIFACT_REPO, read its sources)" --quiet
+    created=1
+  fi
+  if ! gcloud storage buckets describe "gs://$BUILD_BUCKET" --project="$PROJECT" \
+    --format='value(name)' >/dev/null 2>&1; then
+    mutate gcloud storage buckets create "gs://$BUILD_BUCKET" --project="$PROJECT" \
+      --location="$REGION" --uniform-bucket-level-access --quiet
+  fi
+  ((created)) && log "granting the new build service account its roles (retried while it propagates)"
+  local member="serviceAccount:$BUILD_SERVICE_ACCOUNT"
+  mutate_retry gcloud artifacts repositories add-iam-policy-binding "$ARTIFACT_REPO" \
+    --location="$REGION" --project="$PROJECT" --member="$member" \
+    --role=roles/artifactregistry.writer --quiet
+  mutate_retry gcloud storage buckets add-iam-policy-binding "gs://$BUILD_BUCKET" \
+    --member="$member" --role=roles/storage.objectUser --project="$PROJECT" --quiet
+  mutate_retry gcloud projects add-iam-policy-binding "$PROJECT" --member="$member" \
+    --role=roles/logging.logWriter --condition=None --quiet
+}
+
+# gcloud builds submit, run as the build service account, its source and log in BUILD_BUCKET.
+# Args: the build context, then the remaining flags (--tag, --timeout, ...).
+submit_build() {
+  local context="$1"
+  shift
+  mutate gcloud builds submit "$context" "$@" --project="$PROJECT" \
+    "--service-account=projects/$PROJECT/serviceAccounts/$BUILD_SERVICE_ACCOUNT" \
+    "--gcs-source-staging-dir=gs://$BUILD_BUCKET/source" "--gcs-log-dir=gs://$BUILD_BUCKET/logs" \
+    --quiet
+}
+
+# Before a 10-minute build: read the project's Cloud Run L4 quota in REGION through the Cloud
+# Quotas API (gcloud beta quotas info list) and stop if it is below NEEDED (Args: NEEDED and
+# ZONAL, 1 for the quota with zonal redundancy). Best effort where the API can't tell: the API
+# not enabled, no permission (roles/cloudquotas.viewer), no python3, or no L4 entry found only
+# warn, and the deploy goes on.
+check_gpu_quota() {
+  local needed="$1" zonal="$2" json verdict
+  local kind="without zonal redundancy"
+  [[ "$zonal" == 1 ]] && kind="with zonal redundancy"
+  if ! json="$(gcloud beta quotas info list --service=run.googleapis.com --project="$PROJECT" \
+    --format=json 2>/dev/null)"; then
+    log "warning: could not read Cloud Run's GPU quota (the check needs the Cloud Quotas API: gcloud services enable cloudquotas.googleapis.com --project=$PROJECT, and roles/cloudquotas.viewer); going on without it"
+    return 0
+  fi
+  if ! command -v python3 >/dev/null 2>&1; then
+    log "warning: python3 not found, so Cloud Run's GPU quota was not checked"
+    return 0
+  fi
+  verdict="$(python3 -c '
+import json, sys
+region, zonal = sys.argv[1], sys.argv[2] == "1"
+best = None
+for info in json.loads(sys.stdin.read() or "[]"):
+    name = " ".join(str(info.get(k, "")) for k in ("quotaDisplayName", "metricDisplayName", "quotaId")).lower()
+    without = "without zonal" in name or "nozonal" in name
+    if "l4" not in name or "zonal" not in name or without == zonal:
+        continue
+    for dim in info.get("dimensionsInfos", []):
+        where = dim.get("dimensions", {}).get("region")
+        value = dim.get("details", {}).get("value")
+        if value is not None and where in (region, None) and (best is None or where == region):
+            best = int(value)
+print("unknown" if best is None else best)
+' "$REGION" "$zonal" <<<"$json" 2>/dev/null || echo unknown)"
+  if [[ "$verdict" == unknown ]]; then
+    log "warning: no Cloud Run L4 quota entry ($kind) found for $REGION; going on (the console's Quotas page shows it)"
+  elif ((verdict >= 0 && verdict < needed)); then
+    die "Cloud Run L4 GPU quota ($kind) in $REGION is $verdict, and this needs $needed. Request more (console: IAM & Admin > Quotas, Cloud Run Admin API, 'L4'), or use a region where you have it."
+  else
+    log "Cloud Run L4 GPU quota ($kind) in $REGION: $verdict (needs $needed)"
+  fi
 }

@@ -14,11 +14,13 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 # shellcheck source-path=SCRIPTDIR source=_common.sh
 source "$SCRIPT_DIR/_common.sh"
 
-readonly REQUIRED_APIS="run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com"
+# iam: the runtime and build service accounts are created with --quiet, under which gcloud will
+# not offer to enable it.
+readonly REQUIRED_APIS="run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com iam.googleapis.com"
 
 # Defaults; every one can be set by flag or by the env var of the same name.
 SERVICE="${SERVICE:-styleserve}"
-REGION="${REGION:-us-central1}"
+REGION="${REGION:-$DEFAULT_REGION}"
 PROJECT="${PROJECT:-}"
 ARTIFACT_REPO="${ARTIFACT_REPO:-styleserve}"
 FUNCTION_DIR="${FUNCTION_DIR:-$REPO_ROOT/function}"
@@ -31,6 +33,7 @@ MIN_INSTANCES="${MIN_INSTANCES:-0}"
 MAX_INSTANCES="${MAX_INSTANCES:-}"
 REQUEST_TIMEOUT="${REQUEST_TIMEOUT:-300}"
 SERVICE_ACCOUNT="${SERVICE_ACCOUNT:-}"
+BUILD_SERVICE_ACCOUNT="${BUILD_SERVICE_ACCOUNT:-}"
 MODELS_BUCKET="${MODELS_BUCKET:-}"
 MODELS_MODE="${MODELS_MODE:-beside}"
 GPU_ZONAL_REDUNDANCY="${GPU_ZONAL_REDUNDANCY:-0}"
@@ -54,11 +57,13 @@ instead and deploys with one NVIDIA L4 GPU per instance (REQUIRE_GPU=1, so an in
 CUDA refuses to start).
 Every revision gets a startup probe on /healthz (an instance takes traffic only once its
 models are loaded), runs as a dedicated service account with no project roles, and has an
-explicit request timeout. Prints the service URL and a curl line that works.
+explicit request timeout. The build runs as its own service account too, with only the roles a
+build needs. With --gpu, the project's L4 quota is read before the build where the Cloud Quotas
+API allows it. Prints the service URL and a curl line that works.
 
 Options (env var in brackets, then default):
   --project ID          [PROJECT]  GOOGLE_CLOUD_PROJECT, else 'gcloud config get-value project'
-  --region REGION       [REGION]   us-central1  (L4 regions: $L4_REGIONS)
+  --region REGION       [REGION]   $DEFAULT_REGION  (L4: $L4_REGIONS; by invitation: $L4_INVITATION_REGIONS)
   --service NAME        [SERVICE]  styleserve
   --repo NAME           [ARTIFACT_REPO]  styleserve  (Artifact Registry Docker repo, created if missing)
   --cpu-only            [CPU_ONLY=1]     the default: a CPU service, infra/Dockerfile.cpu, DEFAULT_ARCH=fast
@@ -72,6 +77,10 @@ Options (env var in brackets, then default):
   --service-account EMAIL [SERVICE_ACCOUNT] the identity the service runs as; default
                         SERVICE-run@PROJECT.iam.gserviceaccount.com, created if missing, with no
                         project roles (only read access to --models-bucket)
+  --build-service-account EMAIL [BUILD_SERVICE_ACCOUNT] the identity Cloud Build runs as; default
+                        REPO-build@PROJECT.iam.gserviceaccount.com, created if missing, with
+                        artifactregistry.writer on REPO, storage.objectUser on
+                        gs://PROJECT_cloudbuild and logging.logWriter (infra/README.md)
   --models-bucket NAME  [MODELS_BUCKET]  mount this Cloud Storage bucket read-only at /models
                         and serve the *.onnx at its top level (what infra/train.sh writes)
   --models-mode MODE    [MODELS_MODE]    beside (default: bucket models plus the bundled ones;
@@ -87,8 +96,9 @@ Options (env var in brackets, then default):
   --dry-run             [DRY_RUN=1]      print every command that would change something, run none
   -h, --help            this text
 
-Needs: gcloud (logged in), a project with billing, L4 quota in the region (only for --gpu);
-python3 with Pillow for --smoke. See infra/README.md.
+Needs: gcloud (logged in), a project with billing, the roles listed in infra/README.md
+("Roles the deployer needs"), L4 quota in the region (only for --gpu); python3 with Pillow for
+--smoke. See infra/README.md.
 EOF
 }
 
@@ -104,6 +114,7 @@ parse_args() {
       --cpu) need_value "$@"; CPU="$2"; shift ;;
       --timeout) need_value "$@"; REQUEST_TIMEOUT="$2"; shift ;;
       --service-account) need_value "$@"; SERVICE_ACCOUNT="$2"; shift ;;
+      --build-service-account) need_value "$@"; BUILD_SERVICE_ACCOUNT="$2"; shift ;;
       --models-bucket) need_value "$@"; MODELS_BUCKET="${2#gs://}"; MODELS_BUCKET="${MODELS_BUCKET%/}"; shift ;;
       --models-mode) need_value "$@"; MODELS_MODE="$2"; shift ;;
       --memory) need_value "$@"; MEMORY="$2"; shift ;;
@@ -159,6 +170,11 @@ validate() {
   fi
   [[ "$SERVICE_ACCOUNT" == *@*.iam.gserviceaccount.com ]] ||
     die "--service-account wants an email like NAME@PROJECT.iam.gserviceaccount.com (got '$SERVICE_ACCOUNT')"
+  [[ "$ARTIFACT_REPO" =~ ^[a-z][a-z0-9-]{4,23}$ ]] ||
+    die "--repo wants 5-24 lowercase letters, digits and '-' (the build service account is named REPO-build; got '$ARTIFACT_REPO')"
+  : "${BUILD_SERVICE_ACCOUNT:=${ARTIFACT_REPO}-build@$PROJECT.iam.gserviceaccount.com}"
+  [[ "$BUILD_SERVICE_ACCOUNT" == *@*.iam.gserviceaccount.com ]] ||
+    die "--build-service-account wants an email like NAME@PROJECT.iam.gserviceaccount.com (got '$BUILD_SERVICE_ACCOUNT')"
   ((MAX_INSTANCES >= 1)) || die "MAX_INSTANCES must be at least 1"
   ((MIN_INSTANCES <= MAX_INSTANCES)) || die "MIN_INSTANCES ($MIN_INSTANCES) exceeds MAX_INSTANCES ($MAX_INSTANCES)"
   ((CONCURRENCY >= 1)) || die "CONCURRENCY must be at least 1"
@@ -210,7 +226,8 @@ check_models_bucket() {
 
 grant_models_bucket() {
   [[ -n "$MODELS_BUCKET" ]] || return 0
-  mutate gcloud storage buckets add-iam-policy-binding "gs://$MODELS_BUCKET" \
+  # Retried: the runtime service account may have been created seconds ago.
+  mutate_retry gcloud storage buckets add-iam-policy-binding "gs://$MODELS_BUCKET" \
     --member="serviceAccount:$SERVICE_ACCOUNT" --role=roles/storage.objectViewer \
     --project="$PROJECT" --quiet
 }
@@ -227,8 +244,7 @@ build_image() {
     stage_context "$context"
   fi
   # The CUDA wheels make a ~3 GB image; the default 10-minute build timeout is too tight.
-  mutate gcloud builds submit "$context" --tag="$IMAGE" --project="$PROJECT" \
-    --timeout=30m --machine-type=e2-highcpu-8 --quiet
+  submit_build "$context" --tag="$IMAGE" --timeout=30m --machine-type=e2-highcpu-8
   # Deploy the digest just pushed, not the tag: the revision runs exactly this build.
   resolve_digest
 }
@@ -317,15 +333,19 @@ main() {
   local image_name="$SERVICE"
   if [[ "$CPU_ONLY" == 1 ]]; then
     DOCKERFILE=Dockerfile.cpu
-    image_name="$SERVICE-cpu"
+    # --service styleserve-cpu builds styleserve-cpu, not styleserve-cpu-cpu.
+    image_name="${SERVICE%-cpu}-cpu"
   fi
   IMAGE="$REGION-docker.pkg.dev/$PROJECT/$ARTIFACT_REPO/$image_name:$IMAGE_TAG"
   local kind="L4 GPU"
   [[ "$CPU_ONLY" == 1 ]] && kind=CPU
   log "project $PROJECT, region $REGION, service $SERVICE ($kind), image $IMAGE"
   check_apis
+  # Before the 10-minute build, not after it.
+  [[ "$CPU_ONLY" == 1 ]] || check_gpu_quota "$MAX_INSTANCES" "$GPU_ZONAL_REDUNDANCY"
   check_models_bucket
   ensure_repo
+  ensure_build_service_account
   ensure_service_account
   grant_models_bucket
   build_image

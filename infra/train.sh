@@ -12,7 +12,9 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 # shellcheck source-path=SCRIPTDIR source=_common.sh
 source "$SCRIPT_DIR/_common.sh"
 
-readonly REQUIRED_APIS="run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com storage.googleapis.com"
+# iam: the job and build service accounts are created with --quiet, under which gcloud will not
+# offer to enable it.
+readonly REQUIRED_APIS="run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com storage.googleapis.com iam.googleapis.com"
 
 # Defaults; every one can be set by flag or by the env var of the same name.
 STYLE_FILE="${STYLE_FILE:-}"
@@ -20,10 +22,11 @@ STYLE_NAME="${STYLE_NAME:-}"
 BUCKET="${BUCKET:-}"
 PHOTOS="${PHOTOS:-}"
 PROJECT="${PROJECT:-}"
-REGION="${REGION:-us-central1}"
+REGION="${REGION:-$DEFAULT_REGION}"
 JOB="${JOB:-styleserve-train}"
 ARTIFACT_REPO="${ARTIFACT_REPO:-styleserve}"
 TRAIN_SERVICE_ACCOUNT="${TRAIN_SERVICE_ACCOUNT:-}"
+BUILD_SERVICE_ACCOUNT="${BUILD_SERVICE_ACCOUNT:-}"
 ARCHS="${ARCHS:-johnson fast}"
 STEPS="${STEPS:-40000}"
 FAST_STEPS="${FAST_STEPS:-10000}"
@@ -64,12 +67,15 @@ Options (env var in brackets, then default):
   --photos DIR          [PHOTOS]      training photos on your disk (e.g. COCO train2014), synced to
                                       gs://BUCKET/photos; optional once the bucket has them
   --project ID          [PROJECT]     GOOGLE_CLOUD_PROJECT, else 'gcloud config get-value project'
-  --region REGION       [REGION]      us-central1  (L4 regions: $L4_REGIONS)
+  --region REGION       [REGION]      $DEFAULT_REGION  (L4: $L4_REGIONS; by invitation: $L4_INVITATION_REGIONS)
   --job NAME            [JOB]         styleserve-train
   --repo NAME           [ARTIFACT_REPO] styleserve  (Artifact Registry Docker repo)
   --service-account EMAIL [TRAIN_SERVICE_ACCOUNT] the job's identity; default
                                       JOB@PROJECT.iam.gserviceaccount.com, created if missing,
                                       with no project roles, only objectUser on the bucket
+  --build-service-account EMAIL [BUILD_SERVICE_ACCOUNT] Cloud Build's identity; default
+                                      REPO-build@PROJECT.iam.gserviceaccount.com, created if
+                                      missing, with only a build's roles (infra/README.md)
   --archs "A B"         [ARCHS]       "johnson fast" | johnson | fast
   --steps N             [STEPS]       40000
   --fast-steps N        [FAST_STEPS]  10000 (the distilled fast model)
@@ -107,6 +113,7 @@ parse_args() {
       --job) need_value "$@"; JOB="$2"; shift ;;
       --repo) need_value "$@"; ARTIFACT_REPO="$2"; shift ;;
       --service-account) need_value "$@"; TRAIN_SERVICE_ACCOUNT="$2"; shift ;;
+      --build-service-account) need_value "$@"; BUILD_SERVICE_ACCOUNT="$2"; shift ;;
       --archs) need_value "$@"; ARCHS="$2"; shift ;;
       --steps) need_value "$@"; STEPS="$2"; shift ;;
       --fast-steps) need_value "$@"; FAST_STEPS="$2"; shift ;;
@@ -173,6 +180,9 @@ validate() {
       die "cannot make a service account id from job name '$JOB'; pass --service-account EMAIL"
     TRAIN_SERVICE_ACCOUNT="$JOB@$PROJECT.iam.gserviceaccount.com"
   fi
+  [[ "$ARTIFACT_REPO" =~ ^[a-z][a-z0-9-]{4,23}$ ]] ||
+    die "--repo wants 5-24 lowercase letters, digits and '-' (the build service account is named REPO-build; got '$ARTIFACT_REPO')"
+  : "${BUILD_SERVICE_ACCOUNT:=${ARTIFACT_REPO}-build@$PROJECT.iam.gserviceaccount.com}"
   check_region
 }
 
@@ -209,8 +219,9 @@ ensure_service_account() {
     mutate gcloud iam service-accounts create "$JOB" --project="$PROJECT" \
       --display-name="$JOB Cloud Run training job (bucket access only)" --quiet
   fi
-  # Read and write objects in this bucket only; no project roles.
-  mutate gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" \
+  # Read and write objects in this bucket only; no project roles. Retried: the account may have
+  # been created seconds ago.
+  mutate_retry gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" \
     --member="serviceAccount:$TRAIN_SERVICE_ACCOUNT" --role=roles/storage.objectUser \
     --project="$PROJECT" --quiet
 }
@@ -233,6 +244,7 @@ build_image() {
     return 0
   fi
   ensure_repo
+  ensure_build_service_account
   IMAGE="$REGION-docker.pkg.dev/$PROJECT/$ARTIFACT_REPO/$JOB:$IMAGE_TAG"
   local context
   if [[ "$DRY_RUN" == 1 ]]; then
@@ -245,8 +257,7 @@ build_image() {
     stage_context "$context"
   fi
   log "building the training image (torch from $TORCH_INDEX; ~10 minutes)"
-  mutate gcloud builds submit "$context" --tag="$IMAGE" --project="$PROJECT" \
-    --timeout=45m --machine-type=e2-highcpu-8 --quiet
+  submit_build "$context" --tag="$IMAGE" --timeout=45m --machine-type=e2-highcpu-8
   resolve_digest
 }
 
@@ -275,10 +286,17 @@ run_job() {
   local i status previous=""
   for ((i = 1; i <= MAX_EXECUTIONS; i++)); do
     log "execution $i of at most $MAX_EXECUTIONS (up to $((TASK_TIMEOUT / 60)) minutes; logs: gcloud run jobs executions list --job=$JOB --region=$REGION --project=$PROJECT)"
-    mutate gcloud run jobs execute "$JOB" --project="$PROJECT" --region="$REGION" --wait --quiet
+    local execute=(gcloud run jobs execute "$JOB" --project="$PROJECT" --region="$REGION" --wait --quiet)
     if [[ "$DRY_RUN" == 1 ]]; then
+      mutate "${execute[@]}"
       echo "# ... executed again while gs://$BUCKET/runs/$STYLE_NAME/status.json says \"training\" (at most $MAX_EXECUTIONS times)"
       return 0
+    fi
+    if ! mutate "${execute[@]}"; then
+      # A failed execution (a crash, the 1-hour task limit) keeps its last checkpoint in the bucket.
+      die "execution $i failed; its logs: gcloud run jobs executions list --job=$JOB --region=$REGION --project=$PROJECT
+Status: $(read_status)
+Resume with the same command: training continues from gs://$BUCKET/runs/$STYLE_NAME."
     fi
     status="$(read_status)"
     log "status: ${status:-none}"
@@ -314,6 +332,8 @@ main() {
   validate
   log "project $PROJECT, region $REGION, job $JOB, style $STYLE_NAME, bucket gs://$BUCKET"
   check_apis
+  # Before the ~10-minute build, not after it.
+  check_gpu_quota 1 0
   ensure_bucket
   upload_inputs
   ensure_service_account

@@ -22,7 +22,9 @@ BASH = shutil.which("bash")
 PROJECT = "test-proj"
 FAKE_URL = "https://styleserve-abc123-uc.a.run.app"
 TOKEN = "fake-id-token"
-ALL_APIS = "run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com"
+ALL_APIS = "run.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com iam.googleapis.com"
+REGION = "europe-west1"  # the scripts' default: L4 generally available there
+BUILD_SA = f"styleserve-build@{PROJECT}.iam.gserviceaccount.com"
 # Settings the scripts read from the environment; cleared so the caller's shell can't leak in.
 SCRIPT_ENV = [
     "PROJECT",
@@ -44,6 +46,9 @@ SCRIPT_ENV = [
     "IMAGE_TAG",
     "DEFAULT_STYLE",
     "DELETE_IMAGES",
+    "DELETE_REPO",
+    "BUILD_SERVICE_ACCOUNT",
+    "RETRY_DELAY_S",
     "SMOKE_TOKEN",
     "SMOKE_TIMEOUT",
     "SMOKE_IMAGE",
@@ -93,6 +98,8 @@ READ_ONLY = [
     ["storage", "buckets", "describe"],
     ["storage", "ls"],
     ["storage", "cat"],
+    ["beta", "quotas", "info", "list"],
+    ["artifacts", "packages", "list"],
 ]
 
 # Appends its argv (and, for a build, the files it would upload) as a JSON line to
@@ -109,6 +116,20 @@ if args[:2] == ["builds", "submit"]:
     entry["context"] = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 with open(env["FAKE_GCLOUD_LOG"], "a") as log:
     log.write(json.dumps(entry) + "\\n")
+
+
+# Fail the first FAKE_<kind>_FAILURES calls of this kind (counted in a file), as a call made
+# too early does.
+def fail_first(kind, message):
+    counter = Path(env["FAKE_GCLOUD_LOG"] + "." + kind)
+    done = int(counter.read_text()) if counter.exists() else 0
+    if done < int(env.get("FAKE_" + kind + "_FAILURES", "0")):
+        counter.write_text(str(done + 1))
+        sys.exit(message)
+
+
+if "add-iam-policy-binding" in args:
+    fail_first("GRANT", "ERROR: (gcloud) INVALID_ARGUMENT: Service account does not exist.")
 
 if args[:3] == ["config", "get-value", "project"]:
     if env.get("FAKE_PROJECT"):
@@ -140,6 +161,14 @@ elif args[:3] == ["storage", "buckets", "describe"]:
 elif args[:2] == ["storage", "ls"]:
     if env.get("FAKE_PHOTOS", "1") == "1":
         print(args[2] + "a.jpg")
+elif args[:4] == ["beta", "quotas", "info", "list"]:
+    if "FAKE_QUOTAS_JSON" not in env:
+        sys.exit("ERROR: (gcloud.beta.quotas.info.list) PERMISSION_DENIED: Cloud Quotas API has not been used")
+    print(env["FAKE_QUOTAS_JSON"])
+elif args[:3] == ["artifacts", "packages", "list"]:
+    print("\\n".join(env.get("FAKE_PACKAGES", "").split()))
+elif args[:3] == ["run", "jobs", "execute"]:
+    fail_first("EXECUTE", "ERROR: (gcloud.run.jobs.execute) The execution failed.")
 elif args[:2] == ["storage", "cat"]:
     status = env.get("FAKE_TRAIN_STATUS", "done")
     detail = "x.onnx" if status == "done" else "johnson at step 9000 of 40000"
@@ -154,6 +183,11 @@ class FakeGcloud:
         gcloud = self.bin / "gcloud"
         gcloud.write_text(FAKE_GCLOUD.format(python=sys.executable, token=TOKEN))
         gcloud.chmod(0o755)
+        # sleep, as the IAM retries call it: records the wait instead of waiting.
+        sleep = self.bin / "sleep"
+        sleep.write_text(f'#!/bin/sh\necho "$1" >> "{tmp / "sleep.log"}"\n')
+        sleep.chmod(0o755)
+        self.sleeps = tmp / "sleep.log"
         self.log = tmp / "gcloud.log"
         self.log.touch()
         self.function_dir = make_function_dir(tmp / "function")
@@ -266,7 +300,7 @@ def test_deploy_gpu_and_authenticated(gcloud):
 
     (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
     image = flag(build["argv"], "--tag")
-    assert image == f"us-central1-docker.pkg.dev/{PROJECT}/styleserve/styleserve:t1"
+    assert image == f"{REGION}-docker.pkg.dev/{PROJECT}/styleserve/styleserve:t1"
     assert "Dockerfile" in build["context"]
     assert {"function/main.py", "function/requirements.txt", "function/models/a.onnx"} <= set(
         build["context"]
@@ -287,7 +321,7 @@ def test_deploy_gpu_and_authenticated(gcloud):
     assert int(probe["timeoutSeconds"]) <= int(probe["periodSeconds"])
     assert flag(deploy, "--add-volume") is None
     assert flag(deploy, "--project") == PROJECT
-    assert flag(deploy, "--region") == "us-central1"
+    assert flag(deploy, "--region") == REGION
     assert flag(deploy, "--gpu") == "1"
     assert flag(deploy, "--gpu-type") == "nvidia-l4"
     assert "--no-cpu-throttling" in deploy
@@ -300,8 +334,15 @@ def test_deploy_gpu_and_authenticated(gcloud):
     assert "--no-allow-unauthenticated" in deploy
     assert "--allow-unauthenticated" not in deploy
     assert env_vars(deploy) == {"REQUIRE_GPU": "1", "THREADS": "4"}
-    # APIs enabled and repo present: nothing else changed.
-    assert [c[:2] for c in gcloud.mutating()] == [["builds", "submit"], ["run", "deploy"]]
+    # APIs enabled, repo and accounts present: the build account's grants (idempotent), the
+    # build and the deploy, nothing else.
+    assert [c[:2] for c in gcloud.mutating()] == [
+        ["artifacts", "repositories"],
+        ["storage", "buckets"],
+        ["projects", "add-iam-policy-binding"],
+        ["builds", "submit"],
+        ["run", "deploy"],
+    ]
 
     assert f"Service URL: {FAKE_URL}" in result.stdout
     assert (
@@ -399,7 +440,7 @@ def test_deploy_dry_run_runs_no_mutating_command(gcloud):
     out = result.stdout
     assert (
         "+ gcloud services enable cloudbuild.googleapis.com artifactregistry.googleapis.com "
-        f"--project={PROJECT}" in out
+        f"iam.googleapis.com --project={PROJECT}" in out
     )
     assert "+ gcloud artifacts repositories create styleserve --repository-format=docker" in out
     assert "+ gcloud builds submit BUILD_CONTEXT" in out
@@ -420,7 +461,7 @@ def test_deploy_missing_apis_prints_enable_line(gcloud):
     assert result.returncode != 0
     assert (
         "gcloud services enable cloudbuild.googleapis.com artifactregistry.googleapis.com "
-        f"--project={PROJECT}" in result.stderr
+        f"iam.googleapis.com --project={PROJECT}" in result.stderr
     )
     assert gcloud.mutating() == []
 
@@ -429,11 +470,11 @@ def test_deploy_enable_apis_and_create_repo(gcloud):
     result = gcloud.run("deploy.sh", "--enable-apis", FAKE_ENABLED_APIS="", FAKE_REPO_EXISTS="0")
     assert result.returncode == 0, result.stderr
     (enable,) = gcloud.find("services", "enable")
-    assert set(enable[2:5]) == set(ALL_APIS.split())
+    assert set(enable[2:6]) == set(ALL_APIS.split())
     (create,) = gcloud.find("artifacts", "repositories", "create")
     assert create[3] == "styleserve"
     assert flag(create, "--repository-format") == "docker"
-    assert flag(create, "--location") == "us-central1"
+    assert flag(create, "--location") == REGION
     assert len(gcloud.find("run", "deploy")) == 1
 
 
@@ -481,12 +522,14 @@ def test_help_documents_settings(gcloud, script):
     assert result.returncode == 0
     assert "Usage: infra/" + script in result.stdout
     if script != "smoke_test.sh":
-        for text in ("us-central1", "--dry-run", "[REGION]", "[PROJECT]", "styleserve"):
+        for text in (REGION, "--dry-run", "[REGION]", "[PROJECT]", "styleserve"):
             assert text in result.stdout
     if script == "deploy.sh":
         for text in ("16Gi", "--public", "[MAX_INSTANCES]", "--no-gpu-zonal-redundancy"):
             assert text in result.stdout
         for text in ("--cpu-only", "--gpu", "--models-bucket", "--service-account", "--timeout"):
+            assert text in result.stdout
+        for text in ("--build-service-account", "by invitation: us-central1 asia-south1"):
             assert text in result.stdout
     if script == "train.sh":
         for text in ("--style", "--bucket", "--photos", "[TIME_BUDGET]", "cu126", "vgg16"):
@@ -504,7 +547,7 @@ def test_deploy_cpu_only(gcloud):
     assert result.returncode == 0, result.stderr
     (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
     image = flag(build["argv"], "--tag")
-    assert image == f"us-central1-docker.pkg.dev/{PROJECT}/styleserve/styleserve-cpu:t1"
+    assert image == f"{REGION}-docker.pkg.dev/{PROJECT}/styleserve/styleserve-cpu:t1"
     assert "function/requirements-cpu.txt" in build["context"]
     deploy = only_deploy(gcloud)
     assert not any(a.startswith(("--gpu", "--no-gpu")) for a in deploy), deploy
@@ -545,7 +588,11 @@ def test_deploy_models_bucket(gcloud, mode, model_dir):
     assert flag(deploy, "--add-volume-mount") == "volume=models,mount-path=/models"
     assert env_vars(deploy)["MODEL_DIR"] == model_dir
     sa = f"styleserve-run@{PROJECT}.iam.gserviceaccount.com"
-    (grant,) = gcloud.find("storage", "buckets", "add-iam-policy-binding")
+    (grant,) = [
+        c
+        for c in gcloud.find("storage", "buckets", "add-iam-policy-binding")
+        if "my-styles" in c[3]
+    ]
     assert grant[3] == "gs://my-styles"
     assert flag(grant, "--member") == f"serviceAccount:{sa}"
     assert flag(grant, "--role") == "roles/storage.objectViewer"
@@ -573,11 +620,13 @@ def test_deploy_models_bucket_must_exist(gcloud):
 def test_deploy_creates_missing_service_account(gcloud):
     result = gcloud.run("deploy.sh", FAKE_SA_EXISTS="0")
     assert result.returncode == 0, result.stderr
-    (create,) = gcloud.find("iam", "service-accounts", "create")
-    assert create[3] == "styleserve-run"
+    build_sa, create = gcloud.find("iam", "service-accounts", "create")
+    assert (build_sa[3], create[3]) == ("styleserve-build", "styleserve-run")
     assert flag(create, "--project") == PROJECT
-    # No project-level role grants: the runtime identity has no project permissions.
-    assert not gcloud.find("projects", "add-iam-policy-binding")
+    # No project-level role grants: the runtime identity has no project permissions (the one
+    # project grant is the build account's log writer).
+    (project_grant,) = gcloud.find("projects", "add-iam-policy-binding")
+    assert flag(project_grant, "--member") == f"serviceAccount:{BUILD_SA}"
 
 
 def test_deploy_given_service_account_is_used_not_created(gcloud):
@@ -591,6 +640,182 @@ def test_deploy_given_service_account_is_used_not_created(gcloud):
     result = gcloud.run("deploy.sh", "--service-account", sa, FAKE_SA_EXISTS="0")
     assert result.returncode != 0
     assert f"service account {sa} not found" in result.stderr
+
+
+def l4_quotas(without: int | None, with_zonal: int = 5, region: str = REGION) -> str:
+    """gcloud beta quotas info list --format=json, as the Cloud Quotas API's QuotaInfo
+    resources: the region's own value where there is one, else the default."""
+
+    def info(kind: str, value: int | None) -> dict:
+        dims = [{"dimensions": {}, "details": {"value": "7"}}]
+        if value is not None:
+            dims.append({"dimensions": {"region": region}, "details": {"value": str(value)}})
+        return {
+            "service": "run.googleapis.com",
+            "quotaDisplayName": f"Total Nvidia L4 GPU allocation {kind} zonal redundancy, per project per region",
+            "dimensionsInfos": dims,
+        }
+
+    cpu = {"quotaDisplayName": "CPU allocation, per project per region", "dimensionsInfos": []}
+    return json.dumps([cpu, info("without", without), info("with", with_zonal)])
+
+
+def test_deploy_fresh_project_creates_the_build_account_and_retries_its_grants(gcloud):
+    """Everything missing (APIs, repo, service accounts, the build bucket) and the first two IAM
+    grants refused while the new accounts propagate: the API list includes iam, the build runs
+    as its own account with only a build's roles, and the refused grants are retried."""
+    missing = dict(FAKE_ENABLED_APIS="", FAKE_REPO_EXISTS="0", FAKE_SA_EXISTS="0",
+                   FAKE_BUCKET_EXISTS="0", FAKE_GRANT_FAILURES="2")  # fmt: skip
+    result = gcloud.run("deploy.sh", "--enable-apis", **missing)
+    assert result.returncode == 0, result.stderr
+    (enable,) = gcloud.find("services", "enable")
+    assert "iam.googleapis.com" in enable
+    calls = gcloud.calls()
+    creates = gcloud.find("iam", "service-accounts", "create")
+    assert [c[3] for c in creates] == ["styleserve-build", "styleserve-run"]
+    assert calls.index(enable) < calls.index(creates[0])
+    (bucket,) = gcloud.find("storage", "buckets", "create")
+    assert bucket[3] == f"gs://{PROJECT}_cloudbuild"
+    assert flag(bucket, "--location") == REGION
+    member = f"serviceAccount:{BUILD_SA}"
+    (repo_grant,) = {
+        tuple(c) for c in gcloud.find("artifacts", "repositories", "add-iam-policy-binding")
+    }
+    assert repo_grant[3] == "styleserve"
+    assert flag(list(repo_grant), "--role") == "roles/artifactregistry.writer"
+    (bucket_grant,) = {
+        tuple(c) for c in gcloud.find("storage", "buckets", "add-iam-policy-binding")
+    }
+    assert bucket_grant[3] == f"gs://{PROJECT}_cloudbuild"
+    assert flag(list(bucket_grant), "--role") == "roles/storage.objectUser"
+    (log_grant,) = {tuple(c) for c in gcloud.find("projects", "add-iam-policy-binding")}
+    assert flag(list(log_grant), "--role") == "roles/logging.logWriter"
+    assert {flag(list(g), "--member") for g in (repo_grant, bucket_grant, log_grant)} == {member}
+    # The repository grant was refused twice and retried after 5 and 10 s.
+    assert len(gcloud.find("artifacts", "repositories", "add-iam-policy-binding")) == 3
+    assert gcloud.sleeps.read_text().split() == ["5", "10"]
+    assert "trying again in 5s" in result.stderr
+    (build,) = gcloud.find("builds", "submit")
+    assert flag(build, "--service-account") == f"projects/{PROJECT}/serviceAccounts/{BUILD_SA}"
+    assert flag(build, "--gcs-source-staging-dir") == f"gs://{PROJECT}_cloudbuild/source"
+    assert flag(build, "--gcs-log-dir") == f"gs://{PROJECT}_cloudbuild/logs"
+    grants = [i for i, c in enumerate(calls) if "add-iam-policy-binding" in c]
+    assert max(grants) < calls.index(build)
+
+
+def test_deploy_gives_up_on_a_grant_after_five_tries(gcloud):
+    result = gcloud.run("deploy.sh", FAKE_SA_EXISTS="0", FAKE_GRANT_FAILURES="9")
+    assert result.returncode != 0
+    assert "still failing after 5 tries: gcloud artifacts repositories add-iam-policy-binding" in (
+        result.stderr
+    )
+    assert gcloud.sleeps.read_text().split() == ["5", "10", "20", "40"]
+    assert not gcloud.find("builds", "submit")
+
+
+def test_deploy_dry_run_on_a_fresh_project_shows_the_build_account(gcloud):
+    result = gcloud.run("deploy.sh", "--dry-run", FAKE_ENABLED_APIS="", FAKE_SA_EXISTS="0",
+                        FAKE_BUCKET_EXISTS="0", FAKE_REPO_EXISTS="0")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert gcloud.mutating() == []
+    assert not gcloud.sleeps.exists()
+    out = result.stdout
+    for line in (
+        "iam.googleapis.com",
+        f"+ gcloud iam service-accounts create styleserve-build --project={PROJECT}",
+        f"+ gcloud storage buckets create gs://{PROJECT}_cloudbuild",
+        "--role=roles/artifactregistry.writer",
+        "--role=roles/storage.objectUser",
+        f"+ gcloud projects add-iam-policy-binding {PROJECT} --member=serviceAccount:{BUILD_SA} --role=roles/logging.logWriter",
+        f"--service-account=projects/{PROJECT}/serviceAccounts/{BUILD_SA}",
+    ):
+        assert line in out, line
+
+
+def test_deploy_build_bucket_name_follows_gcloud(gcloud):
+    result = gcloud.run("deploy.sh", "--project", "my-google-app", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "--gcs-log-dir=gs://my-elgoog-app_cloudbuild/logs" in result.stdout
+
+
+def test_deploy_given_build_service_account(gcloud):
+    sa = f"builder@{PROJECT}.iam.gserviceaccount.com"
+    result = gcloud.run("deploy.sh", "--build-service-account", sa)
+    assert result.returncode == 0, result.stderr
+    (build,) = gcloud.find("builds", "submit")
+    assert flag(build, "--service-account") == f"projects/{PROJECT}/serviceAccounts/{sa}"
+    result = gcloud.run("deploy.sh", "--build-service-account", sa, FAKE_SA_EXISTS="0")
+    assert result.returncode != 0
+    assert f"build service account {sa} not found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "quotas", "message"),
+    [
+        ([], l4_quotas(without=0), "L4 GPU quota (without zonal redundancy) in europe-west1 is 0"),
+        (["--max-instances", "3"], l4_quotas(without=2), "is 2, and this needs 3"),
+        (
+            ["--zonal-redundancy"],
+            l4_quotas(without=4, with_zonal=0),
+            "(with zonal redundancy) in europe-west1 is 0",
+        ),
+    ],
+)
+def test_deploy_gpu_stops_before_the_build_without_quota(gcloud, args, quotas, message):
+    missing = dict(FAKE_SA_EXISTS="0", FAKE_REPO_EXISTS="0")
+    result = gcloud.run("deploy.sh", "--gpu", *args, FAKE_QUOTAS_JSON=quotas, **missing)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert gcloud.mutating() == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"FAKE_QUOTAS_JSON": l4_quotas(without=1)},
+            "quota (without zonal redundancy) in europe-west1: 1",
+        ),
+        ({"FAKE_QUOTAS_JSON": l4_quotas(without=None)}, "in europe-west1: 7"),  # the default
+        ({"FAKE_QUOTAS_JSON": "[]"}, "warning: no Cloud Run L4 quota entry"),
+        ({}, "warning: could not read Cloud Run's GPU quota"),  # Cloud Quotas API off
+    ],
+)
+def test_deploy_gpu_goes_on_when_quota_is_enough_or_unknown(gcloud, env, message):
+    result = gcloud.run("deploy.sh", "--gpu", **env)
+    assert result.returncode == 0, result.stderr
+    assert message in result.stderr
+    assert len(gcloud.find("run", "deploy")) == 1
+
+
+def test_deploy_cpu_does_not_read_gpu_quota(gcloud):
+    assert gcloud.run("deploy.sh").returncode == 0
+    assert not gcloud.find("beta", "quotas")
+
+
+@pytest.mark.parametrize(
+    ("region", "warning"),
+    [
+        ("europe-west1", None),
+        ("us-central1", "us-central1 are by invitation only"),
+        ("asia-south1", "asia-south1 are by invitation only"),
+        ("southamerica-east1", "not in the L4 regions known to this script"),
+    ],
+)
+def test_deploy_gpu_region_warnings(gcloud, region, warning):
+    result = gcloud.run("deploy.sh", "--gpu", "--region", region, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    if warning:
+        assert warning in result.stderr
+    else:
+        assert "warning: " + region not in result.stderr and "by invitation" not in result.stderr
+
+
+def test_deploy_cpu_service_named_cpu_gets_one_suffix(gcloud):
+    result = gcloud.run("deploy.sh", "--cpu-only", "--service", "styleserve-cpu")
+    assert result.returncode == 0, result.stderr
+    (build,) = gcloud.find("builds", "submit")
+    assert flag(build, "--tag").endswith("/styleserve/styleserve-cpu:t1")
 
 
 # --- train.sh ------------------------------------------------------------------------------
@@ -616,11 +841,16 @@ def test_train_records_the_whole_pipeline(gcloud, painting, tmp_path):
         ["storage", "cp", str(painting)],
         ["storage", "rsync", str(photos)],
         ["storage", "buckets", "add-iam-policy-binding"],
-        ["builds", "submit", kinds[3][2]],
+        # the build service account's grants, then the build as that account
+        ["artifacts", "repositories", "add-iam-policy-binding"],
+        ["storage", "buckets", "add-iam-policy-binding"],
+        ["projects", "add-iam-policy-binding", PROJECT],
+        ["builds", "submit", kinds[6][2]],
         ["run", "jobs", "deploy"],
         ["run", "jobs", "execute"],
     ]
-    cp, rsync, grant, _, deploy, execute = gcloud.mutating()
+    cp, rsync, grant, *_, submit, deploy, execute = gcloud.mutating()
+    assert flag(submit, "--service-account") == f"projects/{PROJECT}/serviceAccounts/{BUILD_SA}"
     assert cp[3] == "gs://my-styles/styles/my_painting.jpg"
     assert rsync[3] == "gs://my-styles/photos" and "--recursive" in rsync
     sa = f"styleserve-train@{PROJECT}.iam.gserviceaccount.com"
@@ -629,7 +859,7 @@ def test_train_records_the_whole_pipeline(gcloud, painting, tmp_path):
 
     (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
     image = flag(build["argv"], "--tag")
-    assert image == f"us-central1-docker.pkg.dev/{PROJECT}/styleserve/styleserve-train:t1"
+    assert image == f"{REGION}-docker.pkg.dev/{PROJECT}/styleserve/styleserve-train:t1"
     assert {"Dockerfile", "pyproject.toml", "infra/train_job.sh", "infra/_common.sh", "training/train.py",
             "export/onnx_export.py", "function/stylefn/contract.py"} <= set(build["context"])  # fmt: skip
 
@@ -652,9 +882,7 @@ def test_train_records_the_whole_pipeline(gcloud, painting, tmp_path):
 
     out = result.stdout
     assert "gs://my-styles/my_painting.onnx gs://my-styles/my_painting.fast.onnx" in out
-    assert (
-        f"infra/deploy.sh --project {PROJECT} --region us-central1 --models-bucket my-styles" in out
-    )
+    assert f"infra/deploy.sh --project {PROJECT} --region {REGION} --models-bucket my-styles" in out
 
 
 def test_train_staged_dockerfile_uses_cuda12_torch(gcloud, painting, tmp_path):
@@ -671,7 +899,7 @@ def test_train_dry_run_changes_nothing(gcloud, painting):
     assert gcloud.mutating() == []
     out = result.stdout
     for line in (
-        f"+ gcloud storage buckets create gs://new-bucket --project={PROJECT} --location=us-central1",
+        f"+ gcloud storage buckets create gs://new-bucket --project={PROJECT} --location={REGION}",
         f"+ gcloud storage cp {painting}".replace(str(painting), f"'{painting}'"),
         f"+ gcloud iam service-accounts create styleserve-train --project={PROJECT}",
         "+ gcloud artifacts repositories create styleserve",
@@ -723,6 +951,25 @@ def test_train_with_given_image_skips_the_build(gcloud, painting):
     assert not gcloud.find("builds", "submit")
     (deploy,) = gcloud.find("run", "jobs", "deploy")
     assert flag(deploy, "--image") == "us-docker.pkg.dev/p/r/train@sha256:1"
+
+
+def test_train_failed_execution_says_how_to_resume(gcloud, painting):
+    result = gcloud.run("train.sh", "--style", str(painting), "--bucket", "b-1",
+                        FAKE_EXECUTE_FAILURES="1")  # fmt: skip
+    assert result.returncode != 0
+    assert "execution 1 failed" in result.stderr
+    assert "Resume with the same command: training continues from gs://b-1/runs/my_painting" in (
+        result.stderr
+    )
+    assert "gcloud run jobs executions list --job=styleserve-train" in result.stderr
+
+
+def test_train_builds_as_the_build_account_and_checks_quota_first(gcloud, painting):
+    result = gcloud.run("train.sh", "--style", str(painting), "--bucket", "b-1",
+                        FAKE_QUOTAS_JSON=l4_quotas(without=0))  # fmt: skip
+    assert result.returncode != 0
+    assert "is 0, and this needs 1" in result.stderr
+    assert gcloud.mutating() == []
 
 
 # --- train_job.sh, the job's entrypoint, run locally ---------------------------------------
@@ -817,20 +1064,47 @@ def test_teardown_deletes_service_and_prints_image_cleanup(gcloud):
     )
 
 
-def test_teardown_delete_images(gcloud):
-    result = gcloud.run("teardown.sh", "--delete-images")
+PACKAGES = f"projects/{PROJECT}/locations/{REGION}/repositories/styleserve/packages/"
+
+
+def test_teardown_delete_images_keeps_the_training_image(gcloud):
+    """--delete-images deletes this service's images (GPU and CPU), not train.sh's, and says
+    what stayed; the repository goes only with --delete-repo, which names what goes with it."""
+    images = " ".join(
+        PACKAGES + name for name in ("styleserve", "styleserve-cpu", "styleserve-train")
+    )
+    result = gcloud.run("teardown.sh", "--delete-images", FAKE_PACKAGES=images)
     assert result.returncode == 0, result.stderr
     assert len(gcloud.find("run", "services", "delete")) == 1
+    deleted = gcloud.find("artifacts", "packages", "delete")
+    assert [d[3] for d in deleted] == ["styleserve", "styleserve-cpu"]
+    assert all(flag(d, "--repository") == "styleserve" for d in deleted)
+    assert not gcloud.find("artifacts", "repositories", "delete")
+    assert "images: styleserve-train;" in result.stdout
+
+    gcloud.log.write_text("")
+    result = gcloud.run("teardown.sh", "--delete-repo", FAKE_PACKAGES=images)
+    assert result.returncode == 0, result.stderr
     (delete,) = gcloud.find("artifacts", "repositories", "delete")
     assert delete[3] == "styleserve"
+    assert "also styleserve-train" in result.stderr
+
+
+def test_teardown_cpu_service_name_matches_its_image(gcloud):
+    images = " ".join(PACKAGES + name for name in ("styleserve-cpu", "other"))
+    result = gcloud.run("teardown.sh", "--service", "styleserve-cpu", "--delete-images",
+                        FAKE_PACKAGES=images)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [d[3] for d in gcloud.find("artifacts", "packages", "delete")] == ["styleserve-cpu"]
 
 
 def test_teardown_dry_run(gcloud):
-    result = gcloud.run("teardown.sh", "--dry-run", "--delete-images")
+    images = PACKAGES + "styleserve"
+    result = gcloud.run("teardown.sh", "--dry-run", "--delete-images", FAKE_PACKAGES=images)
     assert result.returncode == 0, result.stderr
     assert gcloud.mutating() == []
     assert "+ gcloud run services delete styleserve" in result.stdout
-    assert "+ gcloud artifacts repositories delete styleserve" in result.stdout
+    assert "+ gcloud artifacts packages delete styleserve --repository=styleserve" in result.stdout
 
 
 def test_teardown_without_service_is_a_no_op(gcloud):
@@ -852,7 +1126,10 @@ def test_teardown_without_project_fails_clearly(gcloud):
 def test_shellcheck_clean():
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed (apt-get install -y shellcheck)")
-    scripts = sorted(str(p) for p in INFRA.glob("*.sh"))
+    scripts = sorted(str(p) for p in INFRA.rglob("*.sh"))  # azure/ and aws/ too
+    assert {"azure/deploy.sh", "aws/deploy.sh"} <= {
+        str(Path(s).relative_to(INFRA)) for s in scripts
+    }
     result = subprocess.run(
         ["shellcheck", "-x", *scripts], capture_output=True, text=True, timeout=60
     )
