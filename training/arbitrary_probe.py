@@ -48,7 +48,9 @@ def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
 def wct(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """(C, N) features whitened, then coloured with the style's covariance (Li et al. 2017)."""
 
-    def moments(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def moments(
+        f: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         mean = f.mean(1, keepdim=True)
         centred = f - mean
         cov = centred @ centred.T / (f.shape[1] - 1) + EPS * torch.eye(f.shape[0])
@@ -120,7 +122,9 @@ def label(img: Image.Image, text: str) -> Image.Image:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--photo", required=True)
     p.add_argument("--painting", action="append", required=True)
     p.add_argument("--out", required=True)
@@ -132,9 +136,13 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     net = build_efficientnet_lite0().eval().requires_grad_(False)
-    load = lambda path: data.to_tensor(data.resize_shorter(data.load_rgb(Path(path)), args.size))[None]  # noqa: E731
+    load = lambda path: data.to_tensor(data.resize_shorter(data.load_rgb(Path(path)), args.size))[
+        None
+    ]  # noqa: E731
     photo = load(args.photo)
-    settings = list(itertools.product(args.transforms.split(","), map(float, args.soften.split(","))))
+    settings = list(
+        itertools.product(args.transforms.split(","), map(float, args.soften.split(",")))
+    )
     rows = []
     bar = tqdm(total=len(args.painting) * len(settings), desc="probe", unit="tile")
     for path in args.painting:
