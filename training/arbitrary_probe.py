@@ -136,9 +136,10 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     net = build_efficientnet_lite0().eval().requires_grad_(False)
-    load = lambda path: data.to_tensor(data.resize_shorter(data.load_rgb(Path(path)), args.size))[
-        None
-    ]  # noqa: E731
+
+    def load(path: str) -> torch.Tensor:  # (1, 3, H, W), the shorter side args.size
+        return data.to_tensor(data.resize_shorter(data.load_rgb(Path(path)), args.size))[None]
+
     photo = load(args.photo)
     settings = list(
         itertools.product(args.transforms.split(","), map(float, args.soften.split(",")))
