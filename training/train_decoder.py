@@ -110,7 +110,10 @@ def train(cfg: DecoderTrainConfig) -> Path:
         (out / "last.tmp").replace(last)
 
     bar = tqdm(total=cfg.steps, initial=step, desc=f"decoder {cfg.level}", unit="step")
-    with bar, open(out / "log.jsonl", "a") as log_file:
+    with (
+        bar,
+        open(out / "log.jsonl", "a", buffering=1) as log_file,
+    ):  # line by line: a kill keeps it
         while step < cfg.steps:
             for x in loader:
                 x = x.to(device)  # (N, 3, S, S)
