@@ -34,7 +34,11 @@ def test_training_lowers_the_reconstruction_loss_and_resumes(photo_dir, tmp_path
     first, last = sum(r["total"] for r in log[:5]) / 5, sum(r["total"] for r in log[-5:]) / 5
     assert last < 0.8 * first
     state = torch.load(tmp_path / "last.pt", weights_only=False)
-    assert state["step"] == 30 and state["decoder_config"] == {"level": "s4", "width": 8}
+    assert state["step"] == 30 and state["decoder_config"] == {
+        "level": "s4",
+        "width": 8,
+        "max_width": 128,
+    }
     train(DecoderTrainConfig(**{**cfg.__dict__, "steps": 32}))  # resumes: two more steps
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 32
 

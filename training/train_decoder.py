@@ -39,8 +39,9 @@ class DecoderTrainConfig:
     out: str
     steps: int = 20_000
     batch_size: int = 4
-    image_size: int = 256
-    width: int = 32
+    image_size: int = 128
+    width: int = 16
+    max_width: int = 128
     lr: float = 1e-3
     feature_weight: float = 1.0
     precision: str = "auto"
@@ -83,7 +84,7 @@ def train(cfg: DecoderTrainConfig) -> Path:
     device = pick_device("auto", 0)
     dtype = autocast_dtype(cfg.precision, device)
     encoder = build_efficientnet_lite0().to(device).eval().requires_grad_(False)
-    decoder = Decoder(DecoderConfig(cfg.level, cfg.width)).to(device)
+    decoder = Decoder(DecoderConfig(cfg.level, cfg.width, cfg.max_width)).to(device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     step, last = 0, out / "last.pt"
     if last.is_file():
