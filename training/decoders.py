@@ -55,9 +55,12 @@ class Decoder(nn.Module):
         )
         self.exit = Conv(widths[-1], 3, relu=False)
 
-    def forward(self, f: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, f: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """`size` (H, W) when the photo's sides are not multiples of the stride (the encoder
+        rounded them); None gives (H/s * s, W/s * s), as the exported graph does."""
         x = self.entry(f)  # (N, W0, H/s, W/s)
         for up in self.ups:
             x = up(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        x = F.interpolate(x, size=size, mode="nearest") if x.shape[-2:] != size else x
+        if size is not None and tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(x, size=size, mode="nearest")
         return self.exit(x) * 64.0 + 127.5  # about 0..255 from the start, unclamped for the loss
