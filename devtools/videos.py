@@ -159,12 +159,11 @@ def decode_clip(data: bytes) -> Clip:
         video = clip.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in clip.decode(video)]
         audio = [
-            (a.codec_context.name, float((a.duration or 0) * (a.time_base or 0)))
+            (a.codec_context.codec.canonical_name, float((a.duration or 0) * (a.time_base or 0)))
             for a in clip.streams.audio
         ]
-        return Clip(
-            frames, video.average_rate, video.codec_context.name, video.codec_context.pix_fmt, audio
-        )
+        codec = video.codec_context.codec.canonical_name  # "mp3", not its decoder "mp3float"
+        return Clip(frames, video.average_rate, codec, video.codec_context.pix_fmt, audio)
 
 
 def still_image(rgb: np.ndarray) -> bytes:

@@ -83,6 +83,15 @@ def test_webm_with_opus_comes_back_as_mp4_with_aac(client):
     assert [codec for codec, _ in out.audio] == ["aac"]
 
 
+def test_av1_with_mp3_sound_is_read_by_codec_not_decoder_name(client):
+    """FFmpeg decodes AV1 with libdav1d and MP3 with mp3float: the allow-list holds codecs."""
+    clip = pan_clip(96, 64, frames=4, codec="libsvtav1", audio="libmp3lame")
+    r = send(client, clip)
+    assert r.status_code == 200, r.data[:300]
+    out = decode_clip(r.data)
+    assert len(out.frames) == 4 and [codec for codec, _ in out.audio] == ["mp3"]  # copied
+
+
 def test_multipart_json_and_octet_stream_carry_a_video(client):
     clip = pan_clip(96, 64, frames=4, audio=None)
     r = client.post("/", data={"video": (io.BytesIO(clip), "clip.mp4"), "style": "dots"})

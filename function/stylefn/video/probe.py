@@ -74,13 +74,13 @@ def probe(container: av.container.InputContainer, limits: VideoLimits) -> ClipIn
     if not streams.video:
         raise InvalidVideo(f"The file has no video track. {_SEND}")
     video = streams.video[0]
-    codec = video.codec_context.name
+    codec = _codec_name(video)
     if codec not in VIDEO_CODECS:
         raise UnsupportedVideo(
             f"Video codec {codec!r} is not supported: use one of "
             f"{', '.join(sorted(VIDEO_CODECS))} (e.g. ffmpeg -i in.mov -c:v libx264 out.mp4)."
         )
-    audio = streams.audio[0].codec_context.name if streams.audio else None
+    audio = _codec_name(streams.audio[0]) if streams.audio else None
     if audio is not None and audio not in AUDIO_CODECS:
         raise UnsupportedVideo(
             f"Audio codec {audio!r} is not supported: use one of {', '.join(sorted(AUDIO_CODECS))}"
@@ -131,6 +131,12 @@ def check_total(frames: int, width: int, height: int, limits: VideoLimits) -> No
             f"million pixels to paint, over the limit of {limits.max_total_pixels / 1e6:,.0f} "
             "million. Send a shorter clip, or a smaller one (max_size), and try again."
         )
+
+
+def _codec_name(stream: av.VideoStream | av.AudioStream) -> str:
+    """The codec's own name ("av1", "mp3"), not its decoder's ("libdav1d", "mp3float")."""
+    codec = stream.codec_context.codec
+    return str(getattr(codec, "canonical_name", None) or codec.name)
 
 
 def _seconds(container: av.container.InputContainer, video: av.VideoStream) -> float:
