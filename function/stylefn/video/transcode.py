@@ -20,7 +20,7 @@ import numpy as np
 
 from stylefn.ops import deadlines
 from stylefn.ops.config import VideoLimits
-from stylefn.video.errors import InvalidVideo
+from stylefn.video.errors import InvalidVideo, VideoTooLarge
 from stylefn.video.probe import ClipInfo, check_duration, check_total, open_clip, probe
 
 # Copied into the MP4 as they are; other sound (Opus, Vorbis, FLAC, PCM) is re-encoded as AAC.
@@ -64,6 +64,9 @@ def stylize_clip(
         info = probe(clip, limits)
         video = clip.streams.video[0]
         video.thread_type = "AUTO"
+        # FFmpeg's own bound, for a stream whose frames grow past the header's size mid-way
+        # (a new sequence header): the decoder refuses them before allocating.
+        video.codec_context.options = {"max_pixels": str(limits.max_frame_pixels)}
         sound = clip.streams.audio[0] if clip.streams.audio else None
         with av.open(file.name, "w", format="mp4", options={"movflags": "+faststart"}) as out:
             encoder = Encoder(out, video, sound, info)
@@ -111,6 +114,11 @@ def _paint_frames(
             seconds = float(frame.time or 0.0)
             check_duration(seconds, count, limits)
             check_total(count, *size, limits)
+            if frame.width * frame.height > limits.max_frame_pixels:
+                raise VideoTooLarge(
+                    f"A frame of the video is {frame.width}x{frame.height}, over the limit of "
+                    f"{limits.max_frame_pixels:,} pixels. Scale the clip down and try again."
+                )
             rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
             # The display matrix turns the stored picture counter-clockwise, as np.rot90 does.
             turn = round((frame.rotation or 0) / 90) % 4
