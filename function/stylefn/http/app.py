@@ -18,8 +18,7 @@ from stylefn.http.error_map import api_error, not_routed
 from stylefn.http.errors import ApiError
 from stylefn.http.responses import add_headers, drain_body, error_response
 from stylefn.http.routes import Answer, route
-from stylefn.http.stylize import Stylized
-from stylefn.http.video import StylizedVideo
+from stylefn.http.stylized import Stylized
 from stylefn.instance import Instance
 from stylefn.ops import deadlines
 from stylefn.ops.config import Config
@@ -58,11 +57,11 @@ class StyleFunction:
                     "internal error", exc_info=e, extra={"fields": {"request_id": request_id}}
                 )
             answer = error_response(error)
-        stylized = answer if isinstance(answer, (Stylized, StylizedVideo)) else None
+        stylized = answer if isinstance(answer, Stylized) else None
         # Server-Timing lists them in this order; the log and a JSON answer carry them rounded.
         timings = {**(stylized.timings_ms if stylized else {}), "total": _ms_since(start)}
         rounded = {k: round(v, 2) for k, v in timings.items()}
-        if isinstance(answer, (Stylized, StylizedVideo)):
+        if isinstance(answer, Stylized):
             response = answer.response(rounded)
         elif isinstance(answer, dict):
             response = flask.jsonify(answer)
@@ -99,7 +98,7 @@ class StyleFunction:
         error: ApiError | None,
         request_id: str,
         timings_ms: dict[str, float],
-        stylized: Stylized | StylizedVideo | None,
+        stylized: Stylized | None,
     ) -> None:
         status = response.status_code
         if error and error.code == "internal":

@@ -16,11 +16,11 @@ from werkzeug.routing import Map, Rule
 from stylefn.http import info, pages
 from stylefn.http.error_map import NOT_FOUND_HINT
 from stylefn.http.errors import ApiError, not_found
-from stylefn.http.stylize import Stylized, stylize
-from stylefn.http.video import StylizedVideo
+from stylefn.http.stylize import stylize
+from stylefn.http.stylized import Stylized
 
 # What a handler returns: a stylized image or video, a JSON object, or a finished response.
-Answer = Stylized | StylizedVideo | dict[str, Any] | flask.Response
+Answer = Stylized | dict[str, Any] | flask.Response
 Handler = Callable[..., Answer]
 
 # A GET rule also answers HEAD (werkzeug adds it).

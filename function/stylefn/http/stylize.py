@@ -4,76 +4,22 @@ goes to http/video.py."""
 
 from __future__ import annotations
 
-import base64
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import flask
 
 from stylefn.http.context import Context
 from stylefn.http.options import parse_options
+from stylefn.http.stylized import Stylized
 from stylefn.http.upload import read_upload
-from stylefn.http.video import StylizedVideo, stylize_video
+from stylefn.http.video import stylize_video
 from stylefn.imaging.decode import decode_image, probe_pixels
-from stylefn.imaging.encode import MEDIA_TYPES, check_encodable, encode_image
+from stylefn.imaging.encode import check_encodable, encode_image
 from stylefn.imaging.full_resolution import render
 from stylefn.imaging.upsample import Finish
-from stylefn.styles.mix import Choice
 
 
-@dataclass(frozen=True)
-class Stylized:
-    """A stylized image and what the response and the log line say about it."""
-
-    body: bytes
-    format: str
-    as_json: bool  # answer with JSON holding base64 (the request was JSON), else the bytes
-    choice: Choice  # the model, and the mix of its styles
-    width: int
-    height: int
-    paint_size: tuple[int, int]  # (w, h) the network painted at (full_resolution.paint_size)
-    input_bytes: int
-    source_format: str
-    timings_ms: dict[str, float]  # decode, infer, encode
-
-    @property
-    def painted(self) -> str:
-        """`WxH` the network painted at, for X-Painted-Size and the log line."""
-        return "{}x{}".format(*self.paint_size)
-
-    def response(self, timings_ms: dict[str, float]) -> flask.Response:
-        """The image, or JSON holding it when the request was JSON; `timings_ms` (rounded,
-        the total included) go in that JSON."""
-        if self.as_json:
-            response = flask.jsonify(
-                image=base64.b64encode(self.body).decode("ascii"),
-                format=self.format,
-                width=self.width,
-                height=self.height,
-                style=self.choice.mix.label,
-                arch=self.choice.model.arch,
-                timings_ms=timings_ms,
-            )
-        else:
-            response = flask.Response(self.body, mimetype=MEDIA_TYPES[self.format])
-        response.headers["X-Style-Model"] = self.choice.key
-        response.headers["X-Painted-Size"] = self.painted
-        return response
-
-    def log_fields(self) -> dict[str, Any]:
-        return {
-            "style": self.choice.mix.label,
-            "arch": self.choice.model.arch,
-            "input_bytes": self.input_bytes,
-            "width": self.width,
-            "height": self.height,
-            "painted": self.painted,
-            "source_format": self.source_format,
-        }
-
-
-def stylize(ctx: Context, request: flask.Request) -> Stylized | StylizedVideo:
+def stylize(ctx: Context, request: flask.Request) -> Stylized:
     config = ctx.config
     t0 = time.perf_counter()
     upload = read_upload(request, config.max_request_bytes)

@@ -13,6 +13,7 @@ import flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from stylefn.http.errors import ApiError, invalid_parameter
+from stylefn.video.probe import signature
 
 RAW_IMAGE_TYPES = {
     "image/jpeg", "image/jpg", "image/pjpeg", "image/png", "image/webp", "image/gif",
@@ -20,9 +21,6 @@ RAW_IMAGE_TYPES = {
 }  # fmt: skip
 RAW_VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska"}
 MEDIA = ("image", "video")  # the file field, or JSON key, that carries each kind
-# A video's first bytes: an ISO media box (MP4, MOV) or Matroska's EBML magic, for a body sent
-# as application/octet-stream.
-_VIDEO_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 
 
 @dataclass(frozen=True)
@@ -70,8 +68,8 @@ def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
         return Upload(read_body(request, max_request_bytes), fields, as_json=False, kind="video")
     if mimetype == "application/octet-stream":
         data = read_body(request, max_request_bytes)
-        video = data[4:8] in _VIDEO_BOXES or data.startswith(b"\x1a\x45\xdf\xa3")
-        return Upload(data, fields, as_json=False, kind="video" if video else "image")
+        kind = "image" if signature(data) is None else "video"  # a video by its first bytes
+        return Upload(data, fields, as_json=False, kind=kind)
     if mimetype in RAW_IMAGE_TYPES or mimetype.startswith("image/"):
         if mimetype not in RAW_IMAGE_TYPES:
             raise ApiError(

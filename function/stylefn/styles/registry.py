@@ -23,10 +23,8 @@ import onnxruntime as ort
 from stylefn.contract import (
     INPUT_NAME,
     OUTPUT_NAME,
-    STATS_INPUT,
     STATS_OUTPUT,
     STYLE_WEIGHTS_INPUT,
-    USE_STATS_INPUT,
 )
 from stylefn.ops import deadlines
 from stylefn.styles.catalog import (
@@ -37,7 +35,7 @@ from stylefn.styles.catalog import (
     model_paths,
 )
 from stylefn.styles.mix import Choice, Mix, choose
-from stylefn.styles.tiling import norm_statistics, paint_in_tiles
+from stylefn.styles.tiling import norm_statistics, paint_in_tiles, statistics_feed
 
 log = logging.getLogger("inference")  # a name ops/logs.py configures
 
@@ -53,6 +51,11 @@ WARM_UP_SHAPE = (1, 64, 64, 3)
 # 4 MP), johnson +749 MiB at 1 MP (+1005 at 2 MP), so a 24 MP request stays well under 2 GiB.
 RUN_PIXELS = {"fast": 2_000_000, "johnson": 1_000_000}
 MAX_PAINT_PIXELS = 40_000_000  # with a tile graph: a 40 MP photo painted at its own size
+
+
+def style_feed(choice: Choice) -> dict[str, np.ndarray]:
+    """The style weights a multi-style graph takes with the image; nothing for a single style."""
+    return {} if choice.weights is None else {STYLE_WEIGHTS_INPUT: choice.weights}
 
 
 class DeadlineSession(ort.InferenceSession):
@@ -234,8 +237,7 @@ class StyleRegistry:
         one run's RUN_PIXELS and the model has a tile graph (else `max_paint_pixels` bounds
         it)."""
         model, h, w = choice.model, *rgb.shape[:2]
-        weights = choice.weights
-        style = {} if weights is None else {STYLE_WEIGHTS_INPUT: weights}
+        style = style_feed(choice)
         budget = RUN_PIXELS[model.arch]
         tiles = self.tiles_session(model) if h * w > budget else None
         if tiles is not None:
@@ -251,7 +253,7 @@ class StyleRegistry:
         (video/painter.py). Through the tile graph; a model without one paints each frame
         with its own statistics and reports none."""
         model, h, w = choice.model, *rgb.shape[:2]
-        style = {} if choice.weights is None else {STYLE_WEIGHTS_INPUT: choice.weights}
+        style = style_feed(choice)
         tiles = self.tiles_session(model)
         if tiles is None:
             return self.stylize(choice, rgb), None
@@ -262,12 +264,6 @@ class StyleRegistry:
                 tiles, rgb, max_pixels=budget, stats=own if stats is None else stats, style=style
             )
             return painted, own
-        size = tiles.get_inputs()[1].shape[1]
-        feeds = {
-            INPUT_NAME: rgb[None],
-            STATS_INPUT: np.zeros((2, size), np.float32) if stats is None else stats,
-            USE_STATS_INPUT: np.array(float(stats is not None), np.float32),
-            **style,
-        }
+        feeds = {INPUT_NAME: rgb[None], **statistics_feed(tiles, stats), **style}
         painted, own = tiles.run([OUTPUT_NAME, STATS_OUTPUT], feeds)
         return painted[0], own[0]

@@ -43,6 +43,20 @@ def tiles(height: int, width: int, max_pixels: int) -> list[tuple[slice, slice]]
     ]
 
 
+def statistics_feed(
+    session: ort.InferenceSession, stats: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The tile graph's statistics inputs: paint with `stats` (2, S), or (None) with each
+    image's own."""
+    if stats is None:
+        size = session.get_inputs()[1].shape[1]
+        return {
+            STATS_INPUT: np.zeros((2, size), np.float32),
+            USE_STATS_INPUT: np.zeros((), np.float32),
+        }
+    return {STATS_INPUT: stats.astype(np.float32), USE_STATS_INPUT: np.ones((), np.float32)}
+
+
 def norm_statistics(
     session: ort.InferenceSession,
     rgb: np.ndarray,
@@ -57,15 +71,8 @@ def norm_statistics(
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
-    size = session.get_inputs()[1].shape[1]
     (stats,) = session.run(
-        [STATS_OUTPUT],
-        {
-            INPUT_NAME: rgb[None],
-            STATS_INPUT: np.zeros((2, size), np.float32),
-            USE_STATS_INPUT: np.zeros((), np.float32),
-            **style,
-        },
+        [STATS_OUTPUT], {INPUT_NAME: rgb[None], **statistics_feed(session, None), **style}
     )
     return stats[0]
 
@@ -88,11 +95,7 @@ def paint_in_tiles(
     if stats is None:
         stats = norm_statistics(session, rgb, max_pixels, style)
     out = np.empty_like(rgb)
-    feeds = {
-        STATS_INPUT: stats.astype(np.float32),
-        USE_STATS_INPUT: np.ones((), np.float32),
-        **style,
-    }
+    feeds = {**statistics_feed(session, stats), **style}
     for rows, cols in tiles(h, w, max_pixels):
         y0, x0 = max(0, rows.start - MARGIN), max(0, cols.start - MARGIN)
         y1, x1 = min(h, rows.stop + MARGIN), min(w, cols.stop + MARGIN)

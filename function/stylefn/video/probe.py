@@ -42,11 +42,19 @@ class ClipInfo:
     audio_codec: str | None  # the first audio stream's, carried over
 
 
-def demuxer_for(data: bytes) -> str:
+def signature(data: bytes) -> str | None:
+    """The demuxer the file's first bytes name, or None when they name no video container."""
     if data[4:8] in _ISO_BOXES:
         return "mov"
     if data.startswith(_EBML):
         return "matroska"
+    return None
+
+
+def demuxer_for(data: bytes) -> str:
+    demuxer = signature(data)
+    if demuxer is not None:
+        return demuxer
     if not data:
         raise InvalidVideo(f"The video is empty. {_SEND}")
     raise InvalidVideo(f"The body is not an MP4, MOV or WebM file. {_SEND}")

@@ -149,7 +149,7 @@ class Encoder:
         sound: av.AudioStream | None,
         info: ClipInfo,
     ):
-        self.out, self.source = out, video
+        self.out = out
         self.stream: av.VideoStream | None = None
         self.width = self.height = 0
         self.time_base = video.time_base or Fraction(1, 90_000)
