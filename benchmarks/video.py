@@ -22,7 +22,6 @@ on the same frames for comparison.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import statistics
 import sys
@@ -41,26 +40,11 @@ from devtools.videos import (  # noqa: E402
     encode_clip,
     pan_frames,
     scene_for,
+    warped_error,
     zoom_frames,
-    zoomed,
 )
 
 ZOOM = 0.01  # the zoom clip magnifies 1 % a frame
-
-
-def warped_error(frames: list[np.ndarray], step: int | None) -> float:
-    """Mean absolute difference between each frame and the previous one moved by the clip's
-    motion: a pan by `step` px, or (None) the zoom clip's ZOOM, compared inside a margin."""
-    errors = []
-    for a, b in itertools.pairwise(frames):
-        if step is None:
-            m = 8
-            errors.append(
-                np.abs(b[m:-m, m:-m].astype(np.float32) - zoomed(a, ZOOM)[m:-m, m:-m]).mean()
-            )
-        else:
-            errors.append(np.abs(b[:, : b.shape[1] - step].astype(np.float32) - a[:, step:]).mean())
-    return float(np.mean(errors))
 
 
 def client(model_dir: Path) -> Any:
@@ -98,13 +82,13 @@ def flicker(args: argparse.Namespace) -> None:
         frames = decode_clip(clip).frames  # what the server decodes
         paint = lambda rgb, stats: instance.paint_with(choice, rgb, stats)  # noqa: E731
         alone = [instance.stylize(choice, f) for f in frames]
-        rows = [warped_error(frames, step), warped_error(alone, step)]
+        rows = [warped_error(frames, step, ZOOM), warped_error(alone, step, ZOOM)]
         for align, blend in ((False, 0.0), (True, 0.0), (True, BLEND)):
             painter = FramePainter(paint, align=align, blend=blend)
-            rows.append(warped_error([painter(f) for f in frames], step))
+            rows.append(warped_error([painter(f) for f in frames], step, ZOOM))
         r = app.post(f"/?style={args.style}&arch=fast", data=clip, content_type="video/mp4")
         assert r.status_code == 200, r.data[:300]
-        rows.append(warped_error(decode_clip(r.data).frames, step))
+        rows.append(warped_error(decode_clip(r.data).frames, step, ZOOM))
         cells = " | ".join(f"{v:.2f}" for v in rows)
         print(f"| {name} | {cells} | {rows[-1] / rows[1]:.2f}x |")
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,6 +60,22 @@ def zoomed(frame: np.ndarray, rate: float) -> np.ndarray:
     s = 1 + rate
     box = (w / 2 - w / 2 / s, h / 2 - h / 2 / s, w / 2 + w / 2 / s, h / 2 + h / 2 / s)
     return np.asarray(Image.fromarray(frame).resize((w, h), Image.Resampling.BICUBIC, box=box))
+
+
+def warped_error(frames: list[np.ndarray], step: int | None, zoom: float = 0.01) -> float:
+    """The warped temporal error, grey levels: the mean absolute difference between each frame
+    and the previous one moved by the clip's known motion, a pan by `step` px (0: a still
+    camera) or, with `step` None, a zoom_frames clip's `zoom` (compared inside an 8 px margin,
+    past the edges the zoom brings in)."""
+    errors = []
+    for a, b in itertools.pairwise(frames):
+        if step is None:
+            m = 8
+            moved = zoomed(a, zoom)[m:-m, m:-m]
+            errors.append(np.abs(b[m:-m, m:-m].astype(np.float32) - moved).mean())
+        else:
+            errors.append(np.abs(b[:, : b.shape[1] - step].astype(np.float32) - a[:, step:]).mean())
+    return float(np.mean(errors))
 
 
 def scene_for(width: int, height: int, frames: int, step: int, seed: int = 0) -> np.ndarray:

@@ -110,8 +110,7 @@ def _export(
 
 def _metadata(path: Path, entries: dict[str, str]) -> None:
     model = onnx.load(str(path))
-    for key, value in entries.items():
-        model.metadata_props.add(key=key, value=value)
+    onnx.helper.set_model_props(model, entries)
     onnx.save(model, str(path))
 
 

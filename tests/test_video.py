@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import itertools
 import struct
 import time
 from fractions import Fraction
@@ -18,7 +17,15 @@ import pytest
 import requests
 
 from devtools.server import FunctionServer
-from devtools.videos import decode_clip, encode_clip, pan_clip, pan_frames, scene_for, still_image
+from devtools.videos import (
+    decode_clip,
+    encode_clip,
+    pan_clip,
+    pan_frames,
+    scene_for,
+    still_image,
+    warped_error,
+)
 from tests.conftest import decoded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,15 +51,6 @@ def assert_error(r, status: int, code: str) -> str:
     error = r.get_json()["error"]
     assert error["code"] == code
     return error["message"]
-
-
-def warped_error(frames: list[np.ndarray], step: int) -> float:
-    """Mean absolute difference between each frame and the one before moved by the pan."""
-    errors = [
-        np.abs(b[:, : b.shape[1] - step].astype(np.float32) - a[:, step:]).mean()
-        for a, b in itertools.pairwise(frames)
-    ]
-    return float(np.mean(errors))
 
 
 # --- what comes back ----------------------------------------------------------------------------
