@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stylefn.contract import arbitrary_features_name as features_name
 from training.decoders import Decoder, DecoderConfig
 from training.efficientnet import NAME, EfficientNetLite0, SamePadConv, build_efficientnet_lite0
 from training.errors import UsageError
@@ -33,10 +34,6 @@ from training.torch_files import load_torch_file
 log = logging.getLogger("export")
 OPSET = 18
 TOLERANCE = 1  # grey levels between ONNX Runtime and PyTorch
-
-
-def features_name(level: str) -> str:
-    return f"features_{level}"
 
 
 class StaticSamePad(nn.Module):

@@ -69,3 +69,13 @@ UPSAMPLE_INPUTS = (
     "photo", "top", "height", *GUIDE_INPUTS, GUIDE_OUTPUT, "strength", "preserve_color",
 )  # fmt: skip
 UPSAMPLE_OUTPUT = "result"
+
+# The arbitrary-style graphs (export/arbitrary.py), in GRAPH_DIR/ARBITRARY_DIR: encoder.onnx,
+# `image` uint8 (1, H, W, 3) with H and W multiples of 16 in, the features of each level its
+# `levels` metadata lists (JSON) out, float (1, C, H/s, W/s); decoder_LEVEL.onnx, those features
+# in, `image` uint8 (1, H, W, 3) out.
+ARBITRARY_DIR = "arbitrary"
+
+
+def arbitrary_features_name(level: str) -> str:
+    return f"features_{level}"

@@ -11,7 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from stylefn.imaging.upsample import Finish, Upsampler
+from stylefn.arbitrary.cache import PaintingCache
+from stylefn.arbitrary.painter import AnalysedPainting, ArbitraryPainter
+from stylefn.contract import ARBITRARY_DIR
+from stylefn.imaging.upsample import GRAPHS, Finish, Upsampler
 from stylefn.ops import memory
 from stylefn.ops.admission import Admission
 from stylefn.ops.config import Config
@@ -43,6 +46,12 @@ class Instance:
         # run (16.6 -> 10.4 ms a strip) and holds one strip's worth; the guide graph, once a
         # request, keeps none.
         threads = self.registry.threads
+        for path in ArbitraryPainter.paths(GRAPHS / ARBITRARY_DIR):
+            if not path.is_file():  # a broken deployment fails at start, not on its first use
+                raise FileNotFoundError(f"{path}: the arbitrary-style graphs are missing")
+        self._arbitrary: ArbitraryPainter | None = None
+        self._arbitrary_lock = threading.Lock()
+        self.paintings = PaintingCache(config.style_image_cache)
         guide, strips = Upsampler.paths()
         self.upsampler = Upsampler(
             self.registry.build(
@@ -61,6 +70,28 @@ class Instance:
         self.registry.session(choice.model)
         with self.admission.run_slot():
             return self.registry.stylize(choice, rgb)
+
+    @property
+    def arbitrary(self) -> ArbitraryPainter:
+        """The style-image graphs' sessions, built on the first request that sends one."""
+        with self._arbitrary_lock:
+            if self._arbitrary is None:
+                self._arbitrary = ArbitraryPainter(GRAPHS / ARBITRARY_DIR, self.registry.build)
+            return self._arbitrary
+
+    def analyse(self, painting: np.ndarray, side: int) -> AnalysedPainting:
+        """A style image's statistics (arbitrary.painter), under an inference slot."""
+        arbitrary = self.arbitrary
+        with self.admission.run_slot():
+            return arbitrary.analyse(painting, side)
+
+    def paint_like(
+        self, painting: AnalysedPainting, rgb: np.ndarray, strength: float
+    ) -> np.ndarray:
+        """`rgb` painted like a style image, under an inference slot."""
+        arbitrary = self.arbitrary
+        with self.admission.run_slot():
+            return arbitrary.paint(rgb, painting, strength)
 
     def paint_with(
         self, choice: Choice, rgb: np.ndarray, stats: np.ndarray | None

@@ -17,13 +17,32 @@ from stylefn.video.transcode import MEDIA_TYPE as VIDEO_MEDIA_TYPE
 
 
 @dataclass(frozen=True)
+class Painter:
+    """What painted, as the answer and the log name it: a style name or mix and its model's
+    arch, or a style image (`style_image:` and the start of its SHA-256) and the method."""
+
+    style: str
+    arch: str
+    cached: bool | None = None  # a style image's statistics were cached; None: a named style
+
+    @classmethod
+    def of(cls, choice: Choice) -> Painter:
+        return cls(choice.mix.label, choice.model.arch)
+
+    @property
+    def key(self) -> str:
+        """`style/arch` (or `A:0.6,B:0.4/arch`): X-Style-Model."""
+        return f"{self.style}/{self.arch}"
+
+
+@dataclass(frozen=True)
 class Stylized:
     """A stylized image."""
 
     body: bytes
     format: str
     as_json: bool  # answer with JSON holding base64 (the request was JSON), else the bytes
-    choice: Choice  # the model, and the mix of its styles
+    painter: Painter
     width: int
     height: int
     paint_size: tuple[int, int]  # (w, h) the network painted at (full_resolution.paint_size)
@@ -47,13 +66,20 @@ class Stylized:
             "format": self.format,
             "width": self.width,
             "height": self.height,
-            "style": self.choice.mix.label,
-            "arch": self.choice.model.arch,
+            "style": self.painter.style,
+            "arch": self.painter.arch,
             "timings_ms": timings_ms,
-        }
+        } | self._cache_field()
 
     def headers(self) -> dict[str, str]:
-        return {"X-Style-Model": self.choice.key, "X-Painted-Size": self.painted}
+        headers = {"X-Style-Model": self.painter.key, "X-Painted-Size": self.painted}
+        if self.painter.cached is not None:
+            headers["X-Style-Image-Cache"] = "hit" if self.painter.cached else "miss"
+        return headers
+
+    def _cache_field(self) -> dict[str, bool]:
+        cached = self.painter.cached
+        return {} if cached is None else {"style_image_cached": cached}
 
     def response(self, timings_ms: dict[str, float]) -> flask.Response:
         """The body, or JSON holding it when the request was JSON; `timings_ms` (rounded, the
@@ -67,14 +93,14 @@ class Stylized:
 
     def log_fields(self) -> dict[str, Any]:
         return {
-            "style": self.choice.mix.label,
-            "arch": self.choice.model.arch,
+            "style": self.painter.style,
+            "arch": self.painter.arch,
             "input_bytes": self.input_bytes,
             "width": self.width,
             "height": self.height,
             "painted": self.painted,
             "source_format": self.source_format,
-        }
+        } | self._cache_field()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ RAW_IMAGE_TYPES = {
 }  # fmt: skip
 RAW_VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/webm", "video/x-matroska"}
 MEDIA = ("image", "video")  # the file field, or JSON key, that carries each kind
+STYLE_IMAGE = "style_image"  # the painting to paint like (issue #31), a file field or JSON key
+_STYLE_IMAGE_HOW = (
+    "Send the painting as the multipart file field style_image (curl -F image=@photo.jpg "
+    '-F style_image=@painting.jpg URL) or base64 in JSON\'s "style_image".'
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Upload:
     fields: dict[str, Any]  # option name -> value, not yet validated (options.parse_options)
     as_json: bool  # the answer is JSON (the request was), else the image or video bytes
     kind: str = "image"  # or "video"
+    style_image: bytes | None = None  # a painting to paint like, instead of a named style
 
 
 def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
@@ -43,10 +49,19 @@ def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
                 "Missing the file field 'image' (or 'video'). Send the photo as multipart: "
                 "curl -F image=@photo.jpg URL"
             )
-        if len(list(request.files.items(multi=True))) > 1:  # also two files both named image
-            raise invalid_parameter("Send exactly one file, in the field 'image' or 'video'.")
+        files = [name for name, _ in request.files.items(multi=True)]
+        if len(files) - files.count(STYLE_IMAGE) > 1 or files.count(STYLE_IMAGE) > 1:
+            raise invalid_parameter(
+                "Send one file in the field 'image' or 'video', and at most one in "
+                f"'{STYLE_IMAGE}'."
+            )
         fields.update(request.form.to_dict())
-        return Upload(request.files[kind].read(), fields, as_json=False, kind=kind)
+        style_image = request.files[STYLE_IMAGE].read() if STYLE_IMAGE in request.files else None
+        if style_image is not None and not style_image:
+            raise ApiError(
+                400, "invalid_image", f"The style_image file is empty. {_STYLE_IMAGE_HOW}"
+            )
+        return _upload(request.files[kind].read(), fields, False, kind, style_image)
     if mimetype == "application/json":
         try:
             body = json.loads(read_body(request, max_request_bytes))
@@ -62,8 +77,17 @@ def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
             raise invalid_parameter('Send "image" or "video", not both.')
         kind = "video" if "video" in body else "image"
         media = body.pop(kind, None)
+        style_image = body.pop(STYLE_IMAGE, None)
         fields.update(body)
-        return Upload(decode_base64(media, kind), fields, as_json=True, kind=kind)
+        return _upload(
+            decode_base64(media, kind),
+            fields,
+            True,
+            kind,
+            None if style_image is None else decode_base64(style_image, STYLE_IMAGE, "image"),
+        )
+    if STYLE_IMAGE in fields:  # a query parameter: a raw body holds one file
+        raise invalid_parameter(f"style_image must be a file, not text. {_STYLE_IMAGE_HOW}")
     if mimetype in RAW_VIDEO_TYPES:
         return Upload(read_body(request, max_request_bytes), fields, as_json=False, kind="video")
     if mimetype == "application/octet-stream":
@@ -88,6 +112,14 @@ def read_upload(request: flask.Request, max_request_bytes: int) -> Upload:
     )
 
 
+def _upload(
+    data: bytes, fields: dict[str, Any], as_json: bool, kind: str, style_image: bytes | None
+) -> Upload:
+    if STYLE_IMAGE in fields:  # a form's text field
+        raise invalid_parameter(f"style_image must be a file, not text. {_STYLE_IMAGE_HOW}")
+    return Upload(data, fields, as_json, kind, style_image)
+
+
 def read_body(request: flask.Request, max_request_bytes: int) -> bytes:
     """The whole body, refused (413) when over `max_request_bytes` even if no Content-Length
     announced it: a chunked body is read one byte past the limit to find out (werkzeug reads
@@ -107,7 +139,9 @@ def read_body(request: flask.Request, max_request_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_base64(value: object, kind: str = "image") -> bytes:
+def decode_base64(value: object, kind: str = "image", error: str | None = None) -> bytes:
+    """The bytes of JSON's base64 `kind`; refusals are 400 `invalid_KIND` (or `invalid_ERROR`)."""
+    code = f"invalid_{error or kind}"
     if value is None:
         raise invalid_parameter(
             'Missing "image": put the photo, base64-encoded, in "image" (a video in "video").'
@@ -123,11 +157,9 @@ def decode_base64(value: object, kind: str = "image") -> bytes:
     except (binascii.Error, ValueError):
         raise ApiError(
             400,
-            f"invalid_{kind}",
+            code,
             f'"{kind}" is not valid base64. Encode the file with base64 -w0.',
         ) from None
     if not data:
-        raise ApiError(
-            400, f"invalid_{kind}", f'"{kind}" is empty. Put the base64-encoded file in "{kind}".'
-        )
+        raise ApiError(400, code, f'"{kind}" is empty. Put the base64-encoded file in "{kind}".')
     return data

@@ -14,7 +14,7 @@ import numpy as np
 from stylefn.http.context import Context
 from stylefn.http.errors import invalid_parameter
 from stylefn.http.options import Options, parse_options
-from stylefn.http.stylized import StylizedVideo
+from stylefn.http.stylized import Painter, StylizedVideo
 from stylefn.http.upload import Upload
 from stylefn.imaging.full_resolution import paint_size, render
 from stylefn.imaging.upsample import Finish
@@ -81,7 +81,7 @@ def stylize_video(ctx: Context, upload: Upload) -> StylizedVideo:
     timings = {"infer": (time.perf_counter() - t0) * 1e3}
     painted = paint_size(done.width, done.height, opts.stroke_scale, max_paint)  # as render's
     return StylizedVideo(
-        done.body, "mp4", upload.as_json, choice, done.width, done.height, painted,
+        done.body, "mp4", upload.as_json, Painter.of(choice), done.width, done.height, painted,
         len(upload.data), f"{done.source.codec} in {done.source.demuxer}", timings,
         done.frames, done.rate, done.audio,
     )  # fmt: skip

@@ -69,6 +69,7 @@ class Config:
     max_buffered_bytes: int  # request bytes the server holds in memory at once (else 503)
     video: VideoLimits
     video_deadline_s: int  # a video request's work is abandoned after this (503)
+    style_image_cache: int  # analysed style images kept per process (0: none)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -102,4 +103,6 @@ class Config:
             ),
             # Under Cloud Run's request timeout (300 s as infra/deploy.sh sets it).
             video_deadline_s=_int("VIDEO_DEADLINE_S", 240),
+            # ~0.35 MB of statistics each
+            style_image_cache=_int("STYLE_IMAGE_CACHE", 64, minimum=0),
         )

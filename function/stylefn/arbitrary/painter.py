@@ -1,0 +1,115 @@
+"""Paint a photo like any painting, at request time, with no network trained on it (issue #31):
+the frozen EfficientNet-Lite0 encoder, the WCT at each of its levels (wct.py), a decoder
+trained only to reconstruct photos, then the same transform on the pixels' neighbourhoods.
+
+The graphs come from `python -m export.arbitrary` (encoder.onnx with `levels` in its metadata,
+decoder_LEVEL.onnx per level) in function/graphs/arbitrary. Pure numpy in and out; no HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from stylefn.arbitrary.wct import Moments, neighbourhood_moments, transfer, transfer_pixels
+from stylefn.contract import INPUT_NAME, arbitrary_features_name
+
+MULTIPLE = 16  # the encoder's sides: its deepest tap is 1/16 of the image
+# The painting's long side at stroke_scale 1: its textures then come out at twice their size
+# on a result painted at 1024 px (full_resolution.PAINT_SIDE), as large as trained styles'.
+ANALYSIS_SIDE = 512
+MAX_ANALYSIS_SIDE = 2048  # stroke_scale 0.25
+
+# path, name for the log -> a session (registry.StyleRegistry.build: the process's provider)
+Build = Callable[[Path, str], Any]
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysedPainting:
+    """A painting's statistics: what a request with it needs, and what the cache keeps."""
+
+    features: dict[str, Moments]  # by encoder level
+    pixels: Moments  # of its 3x3 neighbourhoods
+    size: tuple[int, int]  # (w, h) it was analysed at
+
+    @property
+    def nbytes(self) -> int:
+        return self.pixels.nbytes + sum(m.nbytes for m in self.features.values())
+
+
+def analysis_side(stroke_scale: float) -> int:
+    """The painting's long side for `stroke_scale`: larger strokes, a smaller painting (its
+    textures then cover more of the photo)."""
+    return min(MAX_ANALYSIS_SIDE, round(ANALYSIS_SIDE / stroke_scale))
+
+
+class ArbitraryPainter:
+    """The encoder and decoder sessions, built once per process (instance.py)."""
+
+    def __init__(self, directory: Path, build: Build):
+        self.encoder = build(directory / "encoder.onnx", "arbitrary: encoder")
+        meta = self.encoder.get_modelmeta().custom_metadata_map
+        self.method = meta.get("method", "wct")
+        self.levels: list[str] = json.loads(meta["levels"])
+        self.decoders = {
+            level: build(directory / f"decoder_{level}.onnx", f"arbitrary: decoder {level}")
+            for level in self.levels
+        }
+
+    @staticmethod
+    def paths(directory: Path) -> list[Path]:
+        """The files a deployment must hold (checked at start: the encoder names the rest)."""
+        return [directory / "encoder.onnx"]
+
+    def _features(self, rgb: np.ndarray, level: str) -> np.ndarray:
+        """(H, W, 3) uint8, sides multiples of 16 -> (C, H/s, W/s) float32."""
+        (out,) = self.encoder.run([arbitrary_features_name(level)], {INPUT_NAME: rgb[None]})
+        return np.asarray(out[0])
+
+    def analyse(self, painting: np.ndarray, side: int) -> AnalysedPainting:
+        """A painting (H, W, 3) uint8 analysed with its long side `side` (never enlarged),
+        each side rounded to a multiple of 16 (statistics do not mind the slight stretch)."""
+        h, w = painting.shape[:2]
+        scale = min(1.0, side / max(h, w))
+        size = (_round16(w * scale), _round16(h * scale))
+        if size != (w, h):
+            painting = np.asarray(
+                Image.fromarray(painting).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            )
+        features = {
+            level: Moments.of(_flat(self._features(painting, level))) for level in self.levels
+        }
+        return AnalysedPainting(features, neighbourhood_moments(painting), size)
+
+    def paint(self, photo: np.ndarray, painting: AnalysedPainting, strength: float) -> np.ndarray:
+        """(H, W, 3) uint8 painted like `painting`, the same size; `strength` blends each
+        transform with what it transforms (0: the photo as the decoder reproduces it)."""
+        h, w = photo.shape[:2]
+        x = _pad16(photo)  # (H16, W16, 3)
+        for level in self.levels:  # coarse to fine
+            features = transfer(self._features(x, level), painting.features[level], strength)
+            (x,) = self.decoders[level].run(None, {arbitrary_features_name(level): features[None]})
+            x = x[0]
+        return transfer_pixels(np.ascontiguousarray(x[:h, :w]), painting.pixels, strength)
+
+
+def _flat(features: np.ndarray) -> np.ndarray:
+    return features.reshape(features.shape[0], -1)
+
+
+def _round16(n: float) -> int:
+    return max(MULTIPLE, round(n / MULTIPLE) * MULTIPLE)
+
+
+def _pad16(rgb: np.ndarray) -> np.ndarray:
+    """Mirrored out to sides that are multiples of 16 (a flat border would skew the photo's
+    statistics less than zeros, a mirror least)."""
+    h, w = rgb.shape[:2]
+    pad = ((0, -h % MULTIPLE), (0, -w % MULTIPLE), (0, 0))
+    return np.ascontiguousarray(np.pad(rgb, pad, mode="symmetric")) if any(pad[0] + pad[1]) else rgb
