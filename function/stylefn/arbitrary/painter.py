@@ -88,15 +88,19 @@ class ArbitraryPainter:
         return AnalysedPainting(features, neighbourhood_moments(painting), size)
 
     def paint(self, photo: np.ndarray, painting: AnalysedPainting, strength: float) -> np.ndarray:
-        """(H, W, 3) uint8 painted like `painting`, the same size; `strength` blends each
-        transform with what it transforms (0: the photo as the decoder reproduces it)."""
+        """(H, W, 3) uint8 painted like `painting`, the same size. `strength` blends the
+        features with the photo's own, and the last step's target statistics with the
+        photo's pixels' (which also takes out the decoder's colour cast: 0 gives the photo)."""
         h, w = photo.shape[:2]
         x = _pad16(photo)  # (H16, W16, 3)
         for level in self.levels:  # coarse to fine
             features = transfer(self._features(x, level), painting.features[level], strength)
             (x,) = self.decoders[level].run(None, {arbitrary_features_name(level): features[None]})
             x = x[0]
-        return transfer_pixels(np.ascontiguousarray(x[:h, :w]), painting.pixels, strength)
+        targets = [(painting.pixels, strength)]
+        if strength < 1.0:
+            targets.append((neighbourhood_moments(photo), 1.0 - strength))
+        return transfer_pixels(np.ascontiguousarray(x[:h, :w]), targets)
 
 
 def _flat(features: np.ndarray) -> np.ndarray:
