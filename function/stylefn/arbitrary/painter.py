@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from stylefn.arbitrary.wct import Moments, neighbourhood_moments, transfer, transfer_pixels
 from stylefn.contract import INPUT_NAME, arbitrary_features_name
@@ -53,6 +54,11 @@ class ArbitraryPainter:
     """The encoder and decoder sessions, built once per process (instance.py)."""
 
     def __init__(self, directory: Path, build: Build):
+        # For the whole process: numpy's BLAS threads spin after each of the transform's
+        # matmuls and take the cores from the next ONNX Runtime run. With one, 512x512 paints
+        # in 154 ms instead of 282 on 2 cores; the matmuls are small (C <= 144) and gain
+        # little from threads (benchmarks/style_image.py).
+        threadpool_limits(1, user_api="blas")
         self.encoder = build(directory / "encoder.onnx", "arbitrary: encoder")
         meta = self.encoder.get_modelmeta().custom_metadata_map
         self.method = meta.get("method", "wct")
