@@ -116,7 +116,7 @@ def bench_peer(sizes: list[int], threads: int, warmup: int, iters: int) -> list[
         vector = engine.style_vector(art)
         cached = StyleTransfer(device="cpu", threads=threads)
         cached._sessions = engine._sessions  # the same sessions, the style vector remembered
-        cached.style_vector = lambda _image, vector=vector: vector  # type: ignore[method-assign]
+        cached.style_vector = lambda _image, vector=vector: vector
         variants: dict[str, Callable[[], object]] = {
             "painting included": partial(engine.stylize_with, rgb, art, max_size=size),
             "painting cached": partial(cached.stylize_with, rgb, art, max_size=size),

@@ -49,8 +49,8 @@ class AnalysedPainting:
 
     @property
     def nbytes(self) -> int:
-        levels = [*self.features.values(), *self.patches.values()]
-        return self.pixels.nbytes + sum(m.nbytes for m in levels)
+        moments = sum(m.nbytes for m in self.features.values())
+        return self.pixels.nbytes + moments + sum(p.nbytes for p in self.patches.values())
 
 
 def analysis_side(stroke_scale: float) -> int:
