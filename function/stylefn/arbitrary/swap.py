@@ -44,7 +44,7 @@ class Patches:
         basis = vectors[:, ::-1][:, :DIMS].T.astype(np.float32)  # largest eigenvalues first
         stride = max(1, math.ceil(math.sqrt(h * w / MAX_CANDIDATES)))
         projected = (basis @ centred).reshape(-1, h, w)
-        keys = _patches(projected)[:, ::stride, ::stride].reshape(len(basis) * PATCH**2, -1)
+        keys = _patches(projected, stride).reshape(len(basis) * PATCH**2, -1)
         keys /= np.linalg.norm(keys, axis=0, keepdims=True) + 1e-6
         values = features[:, ::stride, ::stride].reshape(c, -1)
         return cls(mean, basis, keys.astype(np.float16), values.astype(np.float16))
@@ -68,10 +68,15 @@ def swap(content: np.ndarray, painting: Patches) -> np.ndarray:
     return painting.values[:, best].astype(np.float32).reshape(c, h, w)
 
 
-def _patches(features: np.ndarray) -> np.ndarray:
-    """(D, H, W) -> (D * 9, H, W): each position's 3x3 neighbourhood, edges repeated."""
+def _patches(features: np.ndarray, stride: int = 1) -> np.ndarray:
+    """(D, H, W) -> (D * 9, H / stride, W / stride): the 3x3 neighbourhood of every
+    `stride`-th position each way, edges repeated."""
     h, w = features.shape[1:]
     r = PATCH // 2
     padded = np.pad(features, ((0, 0), (r, r), (r, r)), mode="edge")
-    shifted = [padded[:, i : i + h, j : j + w] for i in range(PATCH) for j in range(PATCH)]
+    shifted = [
+        padded[:, i : i + h : stride, j : j + w : stride]
+        for i in range(PATCH)
+        for j in range(PATCH)
+    ]
     return np.concatenate(shifted, axis=0)
