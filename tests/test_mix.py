@@ -136,3 +136,31 @@ def test_mixable_with_follows_the_arch_a_request_gets(
         listed = {s["name"]: s for s in client.get("/styles").get_json()["styles"]}
         assert listed["waves"]["archs"] == ["johnson", "fast"]
         assert listed["waves"]["mixable_with"] == mixes, arch
+
+
+def test_the_mix_sheet_paints_a_row_of_shares_between_the_two_styles(
+    multi_model_dir, model_dir, tmp_path
+):
+    from PIL import Image
+
+    from export import mix_sheet
+    from export.gallery import LABEL_H, TILE
+
+    photo, out = tmp_path / "photo.png", tmp_path / "mix.jpg"
+    make_photo(96, 64, seed=5).save(photo)
+    args = ["--models", str(multi_model_dir), "--photo", str(photo), "--out", str(out)]
+    assert mix_sheet.main([*args, "--pairs", "waves:checks"]) == 0
+    sheet = np.asarray(Image.open(out).convert("RGB"), np.float32)
+    assert sheet.shape == (TILE[1] + LABEL_H, TILE[0] * (len(mix_sheet.SHARES) + 2), 3)
+    shares = [
+        sheet[LABEL_H:, TILE[0] * (i + 1) : TILE[0] * (i + 2)] for i in range(len(mix_sheet.SHARES))
+    ]
+    first, half, last = shares[0], shares[len(shares) // 2], shares[-1]
+    assert np.abs(first - last).mean() > 3  # the two styles differ, so the row says something
+    assert np.abs(half - first).mean() > 1 and np.abs(half - last).mean() > 1
+
+    with pytest.raises(SystemExit) as unmixable:  # styles of two networks
+        mix_sheet.main([*args, "--models", str(model_dir), "--pairs", "stripes:dots"])
+    assert unmixable.value.code == 2
+    with pytest.raises(SystemExit):
+        mix_sheet.main([*args, "--pairs", "waves"])
