@@ -29,6 +29,7 @@ from benchmarks.latency import time_ms
 from devtools.images import make_photo
 from stylefn.imaging.full_resolution import paint_size
 from stylefn.imaging.upsample import Finish, Upsampler
+from stylefn.styles.mix import one_style_feed
 from stylefn.styles.registry import available_cpus, session_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def bench_graphs(provider: str, warmup: int, iters: int, network: Path) -> list[
 def _end_to_end(
     style: ort.InferenceSession, run: Upsampler, photo: np.ndarray, small: np.ndarray
 ) -> np.ndarray:
-    (painted,) = style.run(["stylized"], {"image": small[None]})
+    (painted,) = style.run(["stylized"], {"image": small[None], **one_style_feed(style)})
     return run(photo, painted[0], small, FINISH)
 
 

@@ -67,6 +67,7 @@ from stylefn.contract import (
     UPSAMPLE_INPUTS,
     UPSAMPLE_OUTPUT,
 )
+from stylefn.styles.mix import one_style_feed
 
 OPSET = 18  # Resize's antialias (its fast cubic path, and the fit to COEFF_SIDE) is new in 18
 IR_VERSION = 8  # what opset 18 needs; onnx 1.23 writes 14 by default, newer than ORT 1.26 reads
@@ -350,10 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write(Path(tmp))
         network = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
+        style = one_style_feed(network)
         cases = compare(
             upsampler(*paths),
             _photos(args.photos, args.limit),
-            lambda rgb: network.run([OUTPUT_NAME], {INPUT_NAME: rgb[None]})[0][0],
+            lambda rgb: network.run([OUTPUT_NAME], {INPUT_NAME: rgb[None], **style})[0][0],
         )
         print(format_report(cases))
         summary = check(cases)  # raises before anything is written

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from stylefn.contract import STYLE_WEIGHTS_INPUT
 from stylefn.styles.catalog import Model, Style, find_model
 
 MAX_PARTS = 16
@@ -114,3 +116,13 @@ def choose(styles: dict[str, Style], mix: Mix, arch: str | None, default_arch: s
     if any(m is not first for m in models.values()):
         raise Unmixable({name: m.path.stem for name, m in models.items()})
     return Choice(first, mix)
+
+
+def one_style_feed(session: Any) -> dict[str, np.ndarray]:
+    """What a session's graph takes besides the image to paint one style: a one-hot of its first
+    style for a multi-style graph, nothing for a single-style one (tools and benchmarks that run
+    a model file directly, without the catalog)."""
+    for i in session.get_inputs():
+        if i.name == STYLE_WEIGHTS_INPUT:
+            return {STYLE_WEIGHTS_INPUT: np.eye(1, i.shape[0], dtype=np.float32)[0]}
+    return {}
