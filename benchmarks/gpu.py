@@ -200,7 +200,7 @@ def main() -> int:
         from benchmarks.gpu_graphs import fmt_row as fmt_graph
 
         print(HEADER)
-        network = Path(__file__).resolve().parents[1] / "function/models/starry_night.fast.onnx"
+        network = Path(__file__).resolve().parents[1] / "function/models/bundled.fast.onnx"
         for r in bench_graphs("CUDAExecutionProvider", args.warmup, args.iters, network):
             graphs.append(r)
             print(fmt_graph(r), flush=True)

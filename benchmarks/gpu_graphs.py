@@ -103,7 +103,7 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--network", type=Path,
-                   default=ROOT / "function" / "models" / "starry_night.fast.onnx")  # fmt: skip
+                   default=ROOT / "function" / "models" / "bundled.fast.onnx")  # fmt: skip
     args = p.parse_args()
     provider = PROVIDERS[args.provider]
     if provider not in ort.get_available_providers():

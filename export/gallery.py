@@ -17,6 +17,8 @@ by the models in DIR and by the shipped ones, side by side, for each style whose
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -27,7 +29,13 @@ import onnxruntime as ort
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from export.onnx_export import style_models
-from stylefn.contract import INPUT_NAME, STYLE_WEIGHTS_INPUT, STYLES_KEY
+from stylefn.contract import (
+    INPUT_NAME,
+    PAINTING_KEY,
+    STYLE_WEIGHTS_INPUT,
+    STYLES_KEY,
+    style_painting_key,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,6 +117,18 @@ def load_styles(folder: Path) -> Styles:
     return styles
 
 
+def painting(p: Painter, styles_dir: Path, name: str) -> Image.Image:
+    """The painting file where this machine has it, else the model's thumbnail (a style added
+    with training.add_style, or a machine without ../shared)."""
+    path = styles_dir / f"{name}.jpg"
+    if path.is_file():
+        return Image.open(path)
+    thumbnail = p.meta.get(style_painting_key(name)) or p.meta.get(PAINTING_KEY)
+    if thumbnail:
+        return Image.open(io.BytesIO(base64.b64decode(thumbnail)))
+    return Image.new("RGB", (8, 8), "white")
+
+
 def render(styles: Styles, name: str, photo: Image.Image) -> Image.Image:
     return styles[name](photo)
 
@@ -135,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     border_index = PHOTOS.index(BORDER_PHOTO)
     for name in sorted(styles):
         title = styles[name].meta.get("title", name)
-        painting = label(tile(Image.open(args.styles_dir / f"{name}.jpg")), title)
+        art = label(tile(painting(styles[name], args.styles_dir, name)), title)
         results = [render(styles, name, im) for im in photos.values()]
-        rows.append([painting] + [label(tile(r), name) for r in results])
+        rows.append([art] + [label(tile(r), name) for r in results])
         crops[-1].append(label(results[0].crop(CROP), name))
         if len(crops[-1]) == 4:
             crops.append([])
@@ -155,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 ]
             )
             if other[name].meta != styles[name].meta:  # a re-export: the metadata's `created`
-                pair = [painting]
+                pair = [art]
                 for im, now in list(zip(photos.values(), results, strict=True))[:2]:
                     pair += [label(tile(render(other, name, im)), f"{name}, {args.compare_label}")]
                     pair += [label(tile(now), f"{name}, now")]

@@ -11,15 +11,12 @@ A row per pair: painting A, the photo painted at B's share 0, 25, 50, 75 and 100
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import sys
 from pathlib import Path
 
 from PIL import Image
 
-from export.gallery import ROOT, Painter, grid, label, load_styles, tile
-from stylefn.contract import PAINTING_KEY, style_painting_key
+from export.gallery import ROOT, Painter, grid, label, load_styles, painting, tile
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_PAIRS = "starry_night:the_scream,udnie:great_wave,composition_vii:water_lilies"
@@ -38,17 +35,6 @@ def mixed(a: Painter, b: Painter, share: float) -> Painter:
     """The painter of (1 - share) A + share B: both one-hot rows of the same network."""
     assert a.weights is not None and b.weights is not None
     return Painter(a.session, a.meta, (1 - share) * a.weights + share * b.weights)
-
-
-def painting(p: Painter, styles_dir: Path, name: str) -> Image.Image:
-    """The painting file where this machine has it, else the model's thumbnail."""
-    path = styles_dir / f"{name}.jpg"
-    if path.is_file():
-        return Image.open(path)
-    thumbnail = p.meta.get(style_painting_key(name)) or p.meta.get(PAINTING_KEY)
-    if thumbnail:
-        return Image.open(io.BytesIO(base64.b64decode(thumbnail)))
-    return Image.new("RGB", (8, 8), "white")
 
 
 def main(argv: list[str] | None = None) -> int:

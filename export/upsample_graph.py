@@ -73,7 +73,7 @@ OPSET = 18  # Resize's antialias (its fast cubic path, and the fit to COEFF_SIDE
 IR_VERSION = 8  # what opset 18 needs; onnx 1.23 writes 14 by default, newer than ORT 1.26 reads
 CUBIC_A = -0.5  # Keys' cubic with Pillow's BICUBIC coefficient (Resize's default is -0.75)
 ROOT = Path(__file__).resolve().parents[1]
-PARITY_MODEL = "starry_night.fast.onnx"  # any style would do: the graphs take its painting as is
+PARITY_MODEL = "bundled.fast.onnx"  # any style would do: the graphs take its first as is
 FLOAT, DOUBLE, INT64, UINT8 = (
     TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64, TensorProto.UINT8,
 )  # fmt: skip

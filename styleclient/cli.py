@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import requests
 from tqdm import tqdm
@@ -54,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--style",
         help="a style name, or a mix of styles of one network with weights, "
         "NAME:W,NAME:W (e.g. starry_night:0.6,the_scream:0.4; see --list-styles)",
+    )
+    opts.add_argument(
+        "--style-image",
+        type=Path,
+        metavar="PAINTING",
+        help="instead of --style: any painting (JPEG, PNG, ...); the photo is painted like it "
+        "by no network trained on it (photos only)",
     )
     opts.add_argument(
         "--arch",
@@ -105,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give a photo, a video or a folder (or --list-styles)")
     if args.jobs < 1 or args.retries < 0:
         parser.error("--jobs must be at least 1 and --retries at least 0")
+    refusal = style_image_refusal(args)
+    if refusal:
+        return fail(refusal)
     try:
         token = gcloud_identity_token() if args.gcloud_token else args.token
     except RuntimeError as e:
@@ -126,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return stylize_folder(client, args)
         if not args.input.is_file():
             return fail(f"{args.input}: no such file or folder")
+        if args.style_image is not None and is_video(args.input):
+            return fail(
+                "--style-image works with photos; give a photo or a folder of photos, "
+                "or use --style for a video"
+            )
         return stylize_file(client, args)
     except StyleServeError as e:
         return fail(f"{e.status} {e.code}: {e.message}")
@@ -155,7 +171,7 @@ def list_styles(client: StyleClient) -> int:
     return 0
 
 
-def request_options(args: argparse.Namespace, fmt: str | None) -> dict[str, object]:
+def request_options(args: argparse.Namespace, fmt: str | None) -> dict[str, Any]:
     """The API's options from the command line (None: the server's default)."""
     return {
         "style": args.style,
@@ -167,6 +183,25 @@ def request_options(args: argparse.Namespace, fmt: str | None) -> dict[str, obje
         "format": fmt,
         "quality": args.quality,
     }
+
+
+def style_image_refusal(args: argparse.Namespace) -> str | None:
+    """Why --style-image does not fit the rest of the command line, said before any upload."""
+    painting = args.style_image
+    if painting is None:
+        return None
+    if args.style is not None:
+        return (
+            "--style and --style-image: choose one (--style names one of the service's "
+            "paintings, see --list-styles; --style-image brings your own)"
+        )
+    if args.arch is not None:
+        return "--arch applies to named styles; leave it out with --style-image"
+    if not painting.is_file():
+        return f"--style-image {painting}: no such file"
+    if is_video(painting):
+        return f"--style-image {painting} is a video; give a picture (JPEG, PNG, WebP, ...)"
+    return None
 
 
 def is_video(path: Path) -> bool:
@@ -226,7 +261,7 @@ def stylize_file(client: StyleClient, args: argparse.Namespace) -> int:
     out = args.output or args.input.with_name(
         f"{args.input.stem}-stylized{EXTENSIONS[fmt or 'jpeg']}"
     )
-    data = client.stylize(args.input, **request_options(args, fmt))
+    data = client.stylize(args.input, style_image=args.style_image, **request_options(args, fmt))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     print(f"{args.input} -> {out}")
@@ -256,10 +291,11 @@ def stylize_folder(client: StyleClient, args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(photos, EXTENSIONS[args.format or "jpeg"])
     options = request_options(args, args.format)
+    painting = None if args.style_image is None else args.style_image.read_bytes()  # read once
     failed: list[Path] = []
 
     def one(photo: Path) -> None:
-        (out_dir / names[photo]).write_bytes(client.stylize(photo, **options))
+        (out_dir / names[photo]).write_bytes(client.stylize(photo, style_image=painting, **options))
 
     with (
         ThreadPoolExecutor(args.jobs) as pool,

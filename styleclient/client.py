@@ -4,6 +4,7 @@ from styleclient import StyleClient
 client = StyleClient("https://styleserve-xyz.a.run.app", token=TOKEN)
 jpeg = client.stylize("photo.jpg", style="starry_night", strength=0.8)
 mp4 = client.stylize("clip.mov", style="starry_night")  # a video comes back as an MP4
+own = client.stylize("photo.jpg", style_image="my_painting.jpg")  # any painting as the style
 """
 
 from __future__ import annotations
@@ -124,6 +125,20 @@ def check_video_options(options: dict[str, object]) -> None:
         raise ValueError("quality applies to photos; leave it out for a video")
 
 
+def check_style_image_options(options: dict[str, object], media_type: str | None) -> None:
+    """A painting of one's own replaces the named style and its network, and works with photos
+    only: refused here, before the upload, with the words the API would use."""
+    if media_type is not None:
+        raise ValueError("style_image works with photos; send a video with a style")
+    if options.get("style") is not None:
+        raise ValueError(
+            "send style or style_image, not both: style names one of the service's paintings "
+            "(styles()), style_image brings your own"
+        )
+    if options.get("arch") is not None:
+        raise ValueError("arch applies to named styles; leave it out with style_image")
+
+
 def _error_from(response: requests.Response) -> StyleServeError:
     request_id = response.headers.get("X-Request-Id")
     try:
@@ -179,11 +194,20 @@ class StyleClient:
     def health(self) -> dict:
         return self._request("GET", "/healthz").json()
 
-    def stylize(self, image: str | Path | bytes, **options: object) -> bytes:
+    def stylize(
+        self,
+        image: str | Path | bytes,
+        *,
+        style_image: str | Path | bytes | None = None,
+        **options: object,
+    ) -> bytes:
         """The stylized image's bytes. `image` is a path or the file's bytes; options are the
         API's (style, arch, strength, stroke_scale, preserve_color, max_size, format, quality); None means
         the server's default. `style` is a name, or a mix of one network's styles:
         "starry_night:0.6,the_scream:0.4" or {"starry_night": 0.6, "the_scream": 0.4}.
+
+        `style_image` (a path or bytes), instead of `style`: any painting, the photo painted like
+        it by no network trained on it. Photos only, without `style` and `arch` (ValueError).
 
         A video (.mp4 .m4v .mov .webm .mkv, or bytes that start as one) comes back as an MP4
         with its sound, waited for up to `video_timeout_s`; `format` may only be "mp4" and
@@ -197,9 +221,13 @@ class StyleClient:
             name, data = "", bytes(image)
         fields = {k: _form_value(v) for k, v in options.items() if v is not None}
         media_type = video_type(name, data)
+        if style_image is not None:
+            check_style_image_options(options, media_type)
         if media_type is None:
-            part = (name or "image", data, "application/octet-stream")
-            return self._request("POST", "/", files={"image": part}, data=fields).content
+            files = {"image": (name or "image", data, "application/octet-stream")}
+            if style_image is not None:
+                files["style_image"] = _file_part(style_image)
+            return self._request("POST", "/", files=files, data=fields).content
         check_video_options(options)
         response = self._request(
             "POST",
@@ -253,6 +281,13 @@ class StyleClient:
         if self.on_retry:
             self.on_retry(reason, delay)
         time.sleep(delay)
+
+
+def _file_part(painting: str | Path | bytes) -> tuple[str, bytes, str]:
+    """The painting's multipart part, from a path or bytes."""
+    if isinstance(painting, (str, Path)):
+        return Path(painting).name, Path(painting).read_bytes(), "application/octet-stream"
+    return "style_image", bytes(painting), "application/octet-stream"
 
 
 def _form_value(value: object) -> str:

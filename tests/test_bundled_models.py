@@ -13,17 +13,10 @@ from tests.conftest import make_photo
 
 MODELS = Path(__file__).resolve().parents[1] / "function" / "models"
 EVAL_PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "eval" / "kodim23.png"
-REQUIRED = (
-    "name",
-    "title",
-    "artist",
-    "loss_net",
-    "training_steps",
-    "image_size",
-    "style_image_sha256",
-    "precision",
-    "loss_settings",
-)
+REQUIRED = ("name", "title", "artist", "loss_net", "training_steps", "image_size", "precision")
+# Per painting: in the file's metadata for a one-style model, in each `styles` entry of a
+# multi-style one
+PER_STYLE = ("name", "title", "artist", "style_image_sha256", "loss_settings")
 # Above what re-encoding or a near-identity network would give (~1-3 grey levels) and well
 # below what a style network does (tens of levels): a network that learned a style clears it.
 MIN_MEAN_ABS_DIFF = 15.0
@@ -51,6 +44,11 @@ def test_every_model_has_complete_metadata(registry):
     for key, model in registry.models.items():  # every style in every arch it comes in
         missing = [k for k in REQUIRED if not model.metadata.get(k)]
         assert not missing, f"{key} lacks {missing}"
+        for style in model.style_names:
+            info = model.style_info(style)
+            missing = [k for k in PER_STYLE if not info.get(k)]
+            assert not missing, f"{key}'s {style} lacks {missing}"
+            assert model.painting(style) is not None, f"{key}'s {style} has no painting thumbnail"
         assert model.metadata["name"] == model.name
         assert model.metadata.get("arch", "johnson") == model.arch
         assert int(model.metadata["training_steps"]) > 0  # never an untrained network

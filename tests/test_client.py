@@ -273,6 +273,80 @@ def test_format_mp4_is_refused_for_photos_before_sending(photo_dir, tmp_path):
         ]
 
 
+def test_a_painting_of_ones_own_from_the_command_line_and_the_library(
+    live_server, photo_dir, style_path, tmp_path
+):
+    photo = photo_dir / "photo_3.jpg"
+    out = tmp_path / "own.png"
+    result = run_cli(
+        str(photo), "--url", live_server, "--style-image", str(style_path), "-o", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert size_of(out) == size_of(photo)
+    client = StyleClient(live_server)
+    # the same painting from a path or as bytes, and the painting really reached the server
+    from_path = client.stylize(photo, style_image=style_path, format="png")
+    assert client.stylize(photo, style_image=style_path.read_bytes(), format="png") == from_path
+    assert from_path == out.read_bytes()
+    other = photo_dir / "photo_0.jpg"  # another picture as the painting paints otherwise
+    assert client.stylize(photo, style_image=other, format="png") != from_path
+    assert client.stylize(photo, format="png") != from_path  # and so does the default style
+    # a folder: every photo painted like the same painting
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("photo_1.jpg", "photo_2.jpg"):
+        shutil.copy(photo_dir / name, photos)
+    result = run_cli(str(photos), "--url", live_server, "--style-image", str(style_path))
+    assert result.returncode == 0, result.stderr
+    assert "2 of 2 photos stylized" in result.stdout
+    # the server's refusal of a painting that is not a picture is one line with its code
+    bad = tmp_path / "painting.jpg"
+    bad.write_bytes(b"not a painting")
+    result = run_cli(str(photo), "--url", live_server, "--style-image", str(bad))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: 400 invalid_image: style_image: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--style", "dots"], "--style and --style-image: choose one (--style names one of the service's paintings, see --list-styles; --style-image brings your own)"),
+        (["--arch", "fast"], "--arch applies to named styles; leave it out with --style-image"),
+    ],
+    ids=["style", "arch"],
+)  # fmt: skip
+def test_style_image_refusals_before_sending(photo_dir, style_path, args, message):
+    photo = str(photo_dir / "photo_0.jpg")
+    result = run_cli(photo, "--url", unused_url(), "--style-image", str(style_path), *args)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {message}"]
+
+
+def test_style_image_must_be_a_picture_and_goes_with_photos(photo_dir, clip, tmp_path):
+    photo = str(photo_dir / "photo_0.jpg")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(clip)
+    cases = [
+        ([photo, "--style-image", str(tmp_path / "missing.jpg")],
+         f"--style-image {tmp_path / 'missing.jpg'}: no such file"),
+        ([photo, "--style-image", str(video)],
+         f"--style-image {video} is a video; give a picture (JPEG, PNG, WebP, ...)"),
+        ([str(video), "--style-image", photo],
+         "--style-image works with photos; give a photo or a folder of photos, or use --style "
+         "for a video"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = run_cli(*args, "--url", unused_url())
+        assert result.returncode == 1, args
+        assert result.stderr.splitlines() == [f"error: {message}"]
+    client = StyleClient(unused_url(), retries=0)
+    for options in ({"style": "dots"}, {"arch": "fast"}):
+        with pytest.raises(ValueError, match="style_image"):
+            client.stylize(photo, style_image=photo, **options)
+    with pytest.raises(ValueError, match="works with photos"):
+        client.stylize(clip, style_image=photo)
+
+
 # --- the importable API -----------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from training.train import parse_args, train
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "function" / "models"
 # The norm parameters alone (a few thousand numbers) take a larger step than a whole network's
-# 1e-3; how many minutes a style needs is still to be measured on a fully trained trunk.
+# 1e-3: at 5e-3 a painting's style loss settles within ~400 steps (docs/model_card.md).
 DEFAULT_FLAGS = (
     "--image-size", "256", "--batch-size", "4", "--lr", "5e-3", "--tv-weight", "10",
     "--sample-every", "100", "--save-every", "50", "--log-every", "10", "--workers", "1",
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--artist", default="unknown")
     p.add_argument("--data", required=True, help="a folder of training photos")
     p.add_argument("--out", required=True, type=Path, help="folder for NAME.ARCH.onnx and runs/")
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=400)  # ~6 min on 2 cores: model_card.md
     p.add_argument(
         "--trunk", help=f"the network to join (default: the multi-style model in {BUNDLED})"
     )
