@@ -5,6 +5,8 @@
 # The job (infra/train_job.sh) keeps its checkpoints in the bucket, so an execution that hits
 # the GPU task limit (1 hour) resumes in the next one, and writes NAME.onnx / NAME.fast.onnx
 # (parity-checked exports) to the bucket's top level, which deploy.sh --models-bucket serves.
+# With --add-style it teaches the bundled multi-style network the painting instead (only the new
+# style's norm parameters learn: minutes, not hours) and writes NAME.fast.onnx.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +30,8 @@ ARTIFACT_REPO="${ARTIFACT_REPO:-styleserve}"
 TRAIN_SERVICE_ACCOUNT="${TRAIN_SERVICE_ACCOUNT:-}"
 BUILD_SERVICE_ACCOUNT="${BUILD_SERVICE_ACCOUNT:-}"
 ARCHS="${ARCHS:-johnson fast}"
-STEPS="${STEPS:-40000}"
+ADD_STYLE="${ADD_STYLE:-0}"
+STEPS="${STEPS:-}"  # 40000, or 400 with --add-style (validate)
 FAST_STEPS="${FAST_STEPS:-10000}"
 LOSS_NET="${LOSS_NET:-auto}"
 IMAGE_SIZE="${IMAGE_SIZE:-256}"
@@ -58,6 +61,9 @@ gs://BUCKET/NAME.onnx (johnson) and gs://BUCKET/NAME.fast.onnx (fast, distilled 
      again while the training resumes from gs://BUCKET/runs/NAME/ (each execution trains
      TIME_BUDGET seconds, within the GPU task limit of 1 hour), until the models are written
 Then serve them with infra/deploy.sh --models-bucket BUCKET (printed at the end).
+With --add-style the job instead teaches the bundled multi-style network (function/models, in
+the image) the painting as a new style, learning only its norm parameters for STEPS (400)
+steps, and writes gs://BUCKET/NAME.fast.onnx; served beside the bundled styles.
 
 Options (env var in brackets, then default):
   --style FILE          [STYLE_FILE]  the painting on your disk (jpg/png/webp); required
@@ -77,7 +83,9 @@ Options (env var in brackets, then default):
                                       REPO-build@PROJECT.iam.gserviceaccount.com, created if
                                       missing, with only a build's roles (infra/README.md)
   --archs "A B"         [ARCHS]       "johnson fast" | johnson | fast
-  --steps N             [STEPS]       40000
+  --add-style           [ADD_STYLE=1] a new style of the bundled network (fast), not a network
+                                      of its own; NAME must be letters, digits and '_'
+  --steps N             [STEPS]       40000 (400 with --add-style)
   --fast-steps N        [FAST_STEPS]  10000 (the distilled fast model)
   --loss-net NET        [LOSS_NET]    auto (ImageNet VGG16 via torch hub; else efficientnet-lite0)
                                       | vgg16 | efficientnet-lite0
@@ -115,6 +123,7 @@ parse_args() {
       --service-account) need_value "$@"; TRAIN_SERVICE_ACCOUNT="$2"; shift ;;
       --build-service-account) need_value "$@"; BUILD_SERVICE_ACCOUNT="$2"; shift ;;
       --archs) need_value "$@"; ARCHS="$2"; shift ;;
+      --add-style) ADD_STYLE=1 ;;
       --steps) need_value "$@"; STEPS="$2"; shift ;;
       --fast-steps) need_value "$@"; FAST_STEPS="$2"; shift ;;
       --loss-net) need_value "$@"; LOSS_NET="$2"; shift ;;
@@ -157,6 +166,14 @@ validate() {
   [[ -n "$BUCKET" ]] || die "--bucket NAME is required (see --help)"
   [[ "$BUCKET" =~ ^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$ ]] || die "--bucket wants a bucket name like my-styles (got '$BUCKET')"
   [[ -z "$PHOTOS" || -d "$PHOTOS" ]] || die "photos folder $PHOTOS not found"
+  if [[ "$ADD_STYLE" == 1 ]]; then
+    [[ "$ARCHS" == "johnson fast" || "$ARCHS" == fast ]] ||
+      die "--add-style adds a style to the bundled fast network; leave out --archs (got '$ARCHS')"
+    ARCHS=fast
+    [[ "$STYLE_NAME" =~ ^[a-z_][a-z0-9_]*$ ]] ||
+      die "--add-style names the style inside a network: letters, digits and '_', not first a digit (got '$STYLE_NAME'); pass --name"
+  fi
+  : "${STEPS:=$([[ "$ADD_STYLE" == 1 ]] && echo 400 || echo 40000)}"
   local n
   for n in STEPS FAST_STEPS IMAGE_SIZE BATCH_SIZE TASK_TIMEOUT MAX_EXECUTIONS; do
     [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive whole number, got '${!n}'"
@@ -230,7 +247,7 @@ stage_context() {
   mkdir -p "$1/infra"
   cp "$REPO_ROOT/pyproject.toml" "$1/"
   tar -C "$REPO_ROOT" --exclude=__pycache__ --exclude='*.pyc' -cf - training export \
-    function/stylefn/__init__.py function/stylefn/contract.py | tar -C "$1" -xf -
+    function/stylefn/__init__.py function/stylefn/contract.py function/models | tar -C "$1" -xf -
   cp "$SCRIPT_DIR/train_job.sh" "$SCRIPT_DIR/_common.sh" "$1/infra/"
   # gcloud builds submit --tag takes no build args: write the torch choice into the ARG lines.
   sed -e "s|^ARG TORCH_INDEX=.*|ARG TORCH_INDEX=$TORCH_INDEX|" -e "s|^ARG TORCH_SPEC=.*|ARG TORCH_SPEC=$TORCH_SPEC|" \
@@ -249,7 +266,7 @@ build_image() {
   local context
   if [[ "$DRY_RUN" == 1 ]]; then
     context="BUILD_CONTEXT"
-    echo "# BUILD_CONTEXT: a temporary directory holding pyproject.toml, training/, export/, function/stylefn/contract.py, infra/train_job.sh, infra/_common.sh and infra/Dockerfile.train as Dockerfile"
+    echo "# BUILD_CONTEXT: a temporary directory holding pyproject.toml, training/, export/, function/stylefn/contract.py, function/models/ (the bundled network --add-style joins), infra/train_job.sh, infra/_common.sh and infra/Dockerfile.train as Dockerfile"
   else
     context="$(mktemp -d)"
     # shellcheck disable=SC2064  # expand now: the path is fixed
@@ -263,7 +280,7 @@ build_image() {
 
 deploy_job() {
   local env_vars="STYLE_NAME=$STYLE_NAME;BUCKET_DIR=/bucket;STYLE_IMAGE=/bucket/styles/$STYLE_NAME.$STYLE_EXT"
-  env_vars+=";ARCHS=$ARCHS;STEPS=$STEPS;FAST_STEPS=$FAST_STEPS;TIME_BUDGET=$TIME_BUDGET"
+  env_vars+=";ARCHS=$ARCHS;ADD_STYLE=$ADD_STYLE;STEPS=$STEPS;FAST_STEPS=$FAST_STEPS;TIME_BUDGET=$TIME_BUDGET"
   env_vars+=";LOSS_NET=$LOSS_NET;IMAGE_SIZE=$IMAGE_SIZE;BATCH_SIZE=$BATCH_SIZE;DEVICE=cuda"
   env_vars+=";TRAIN_ARGS=--precision bf16 --channels-last --workers 4${TRAIN_ARGS:+ $TRAIN_ARGS}"
   log "deploying Cloud Run job $JOB (1 x L4, gs://$BUCKET at /bucket)"

@@ -8,6 +8,9 @@
 # has its steps; each finished arch is exported (parity-checked) to MODELS_DIR at once.
 # Training runs in a local scratch folder; checkpoints and logs are copied to the bucket after
 # each run, so nothing depends on how the bucket's FUSE mount handles appends or renames.
+# ADD_STYLE=1 teaches the bundled multi-style network the painting instead
+# (python -m training.add_style: only the new style's norm parameters learn) and writes
+# NAME.fast.onnx.
 set -euo pipefail
 
 # die, log, need_value
@@ -22,7 +25,9 @@ MODELS_DIR="${MODELS_DIR:-}"
 RUNS_DIR="${RUNS_DIR:-}"
 WORK_DIR="${WORK_DIR:-${TMPDIR:-/tmp}/styleserve-train}"
 ARCHS="${ARCHS:-johnson fast}"
-STEPS="${STEPS:-40000}"
+ADD_STYLE="${ADD_STYLE:-0}"
+TRUNK="${TRUNK:-}"
+STEPS="${STEPS:-}"  # 40000, or 400 with ADD_STYLE=1 (validate)
 FAST_STEPS="${FAST_STEPS:-10000}"
 TIME_BUDGET="${TIME_BUDGET:-3000}"
 LOSS_NET="${LOSS_NET:-auto}"
@@ -53,7 +58,11 @@ Options (env var in brackets, then default):
   --runs-dir DIR       [RUNS_DIR]     checkpoints; default BUCKET_DIR/runs/NAME
   --work-dir DIR       [WORK_DIR]     local scratch; default \$TMPDIR/styleserve-train
   --archs "A B"        [ARCHS]        "johnson fast" | johnson | fast
-  --steps N            [STEPS]        40000 (johnson, or fast when trained alone)
+  --add-style          [ADD_STYLE=1]  a new style of the bundled network: NAME.fast.onnx
+  --trunk PATH         [TRUNK]        with --add-style: the multi-style model or checkpoint to
+                                      join; default the one in function/models
+  --steps N            [STEPS]        40000 (johnson, or fast when trained alone); 400 with
+                                      --add-style
   --fast-steps N       [FAST_STEPS]   10000 (fast, when distilled from johnson)
   --time-budget S      [TIME_BUDGET]  3000 seconds of training per run
   --loss-net NET       [LOSS_NET]     auto (ImageNet VGG16 through torch hub if it downloads,
@@ -93,6 +102,8 @@ parse_args() {
       --runs-dir) need_value "$@"; RUNS_DIR="$2"; shift ;;
       --work-dir) need_value "$@"; WORK_DIR="$2"; shift ;;
       --archs) need_value "$@"; ARCHS="$2"; shift ;;
+      --add-style) ADD_STYLE=1 ;;
+      --trunk) need_value "$@"; TRUNK="$2"; shift ;;
       --steps) need_value "$@"; STEPS="$2"; shift ;;
       --fast-steps) need_value "$@"; FAST_STEPS="$2"; shift ;;
       --time-budget) need_value "$@"; TIME_BUDGET="$2"; shift ;;
@@ -121,6 +132,13 @@ validate() {
   fi
   [[ -f "$STYLE_IMAGE" ]] || die "painting $STYLE_IMAGE not found"
   [[ -d "$DATA_DIR" ]] || die "training photos folder $DATA_DIR not found"
+  if [[ "$ADD_STYLE" == 1 ]]; then
+    ARCHS=fast
+    [[ "$STYLE_NAME" =~ ^[a-z_][a-z0-9_]*$ ]] ||
+      die "--add-style names the style inside a network: letters, digits and '_', not first a digit (got '$STYLE_NAME')"
+    [[ -z "$TRUNK" || -f "$TRUNK" ]] || die "trunk $TRUNK not found"
+  fi
+  : "${STEPS:=$([[ "$ADD_STYLE" == 1 ]] && echo 400 || echo 40000)}"
   local n
   for n in STEPS FAST_STEPS TIME_BUDGET IMAGE_SIZE BATCH_SIZE; do
     [[ "${!n}" =~ ^[1-9][0-9]*$ ]] || die "$n must be a positive whole number, got '${!n}'"
@@ -217,6 +235,45 @@ train_arch() {
   ((done_steps >= steps)) || return 3
 }
 
+# add_new_style: learns the new style (or resumes it) within the remaining budget and exports it;
+# returns 0 when it has all its steps, 3 when the budget ran out first.
+add_new_style() {
+  local saved="$RUNS_DIR/add" out="$WORK_DIR/add"
+  local run="$out/runs/$STYLE_NAME"  # where training.add_style keeps its run
+  mkdir -p "$saved"
+  rm -rf "$out"
+  mkdir -p "$run"
+  cp -R "$saved/." "$run/"
+  local done_steps left
+  done_steps="$(checkpoint_step "$run/last.pt")"
+  left=$((DEADLINE - SECONDS))
+  if ((done_steps < STEPS && left < 60)); then
+    log "add-style: no time left in this run's budget"
+    return 3
+  fi
+  # A finished run trains nothing more: add_style then only exports it.
+  local cmd=("$PYTHON" -m training.add_style --painting "$STYLE_IMAGE" --name "$STYLE_NAME"
+    --data "$DATA_DIR" --out "$out" --steps "$STEPS")
+  [[ -n "$TRUNK" ]] && cmd+=(--trunk "$TRUNK")
+  cmd+=(-- --image-size "$IMAGE_SIZE" --batch-size "$BATCH_SIZE" --device "$DEVICE"
+    --time-budget "$((left > 60 ? left : 60))")
+  append_words cmd "$TRAIN_ARGS"
+  log "add-style: training $STYLE_NAME from step $done_steps to $STEPS (at most ${left}s): ${cmd[*]}"
+  "${cmd[@]}"
+  local f
+  for f in "$run"/*; do
+    [[ "$(basename "$f")" == last.pt ]] || cp -R "$f" "$saved/"
+  done
+  publish "$run/last.pt" "$saved/last.pt"
+  done_steps="$(checkpoint_step "$run/last.pt")"
+  log "add-style: $done_steps/$STEPS steps saved to $saved"
+  ((done_steps >= STEPS)) || return 3
+  local file="$STYLE_NAME.fast.onnx" tiles="$STYLE_NAME.fast.tiles.onnx"
+  publish "$out/$tiles" "$MODELS_DIR/$tiles"
+  publish "$out/$file" "$MODELS_DIR/$file"
+  log "add-style: wrote $MODELS_DIR/$file and $tiles"
+}
+
 export_arch() {
   local arch="$1" file
   file="$(model_file "$arch")"
@@ -237,6 +294,24 @@ main() {
   parse_args "$@"
   validate
   DEADLINE=$((SECONDS + TIME_BUDGET))
+  if [[ "$ADD_STYLE" == 1 ]]; then
+    log "new style $STYLE_NAME of the bundled network from $STYLE_IMAGE, photos $DATA_DIR"
+    local rc=0
+    if [[ -f "$MODELS_DIR/$STYLE_NAME.fast.onnx" && ! "$MODELS_DIR/$STYLE_NAME.fast.onnx" -ot "$RUNS_DIR/add/last.pt" ]]; then
+      log "add-style: $MODELS_DIR/$STYLE_NAME.fast.onnx is already written"
+    else
+      add_new_style || rc=$?
+    fi
+    if ((rc == 3)); then
+      write_status training "add-style at step $(checkpoint_step "$RUNS_DIR/add/last.pt") of $STEPS"
+      log "time budget used up; run again to resume (infra/train.sh does)"
+      return 0
+    fi
+    ((rc == 0)) || return "$rc"
+    write_status "done" "$STYLE_NAME.fast.onnx"
+    log "done: $STYLE_NAME.fast.onnx in $MODELS_DIR"
+    return 0
+  fi
   log "style $STYLE_NAME from $STYLE_IMAGE, photos $DATA_DIR, archs: $ARCHS"
   choose_loss_net
   local arch steps teacher="" written=() rc

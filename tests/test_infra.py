@@ -972,6 +972,33 @@ def test_train_builds_as_the_build_account_and_checks_quota_first(gcloud, painti
     assert gcloud.mutating() == []
 
 
+def test_train_add_style_teaches_the_bundled_network_a_new_style(gcloud, painting):
+    result = gcloud.run("train.sh", "--style", str(painting), "--bucket", "b-1", "--add-style")
+    assert result.returncode == 0, result.stderr
+    (deploy,) = gcloud.find("run", "jobs", "deploy")
+    env = env_vars(deploy)
+    assert (env["ADD_STYLE"], env["ARCHS"], env["STEPS"]) == ("1", "fast", "400")
+    (build,) = [e for e in gcloud.entries() if e["argv"][:2] == ["builds", "submit"]]
+    assert "function/models/bundled.fast.onnx" in build["context"]  # the trunk it joins
+    assert "Style 'my_painting': gs://b-1/my_painting.fast.onnx\n" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "my-painting"], "letters, digits and '_'"),
+        (["--archs", "johnson"], "leave out --archs"),
+    ],
+)
+def test_train_add_style_refusals(gcloud, painting, args, message):
+    result = gcloud.run(
+        "train.sh", "--style", str(painting), "--bucket", "b-1", "--add-style", *args
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert gcloud.mutating() == []
+
+
 # --- train_job.sh, the job's entrypoint, run locally ---------------------------------------
 
 
@@ -1038,6 +1065,47 @@ def test_train_job_resumes_when_the_time_budget_runs_out(tmp_path):
     status = json.loads((bucket / "runs" / "s" / "status.json").read_text())
     assert status == {**status, "state": "training", "detail": "fast at step 0 of 40000"}
     assert not list(bucket.glob("*.onnx"))
+
+
+def test_train_job_adds_a_style_to_the_bundled_network(tmp_path):
+    from devtools.images import make_photo
+
+    bucket = tmp_path / "bucket"
+    (bucket / "photos").mkdir(parents=True)
+    (bucket / "styles").mkdir()
+    for i in range(2):
+        make_photo(48, 48, seed=i).save(bucket / "photos" / f"p{i}.jpg")
+    make_photo(64, 64, seed=9).save(bucket / "styles" / "tiny.png")
+    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
+    env.update(PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO),
+               OMP_NUM_THREADS="1", STEPS="2")  # fmt: skip
+    args = ["--name", "tiny", "--bucket-dir", str(bucket), "--work-dir", str(tmp_path / "work"),
+            "--add-style", "--image-size", "32", "--batch-size", "1", "--device", "cpu",
+            "--train-args", "--workers 0 --style-size 64"]  # fmt: skip
+    result = run_script("train_job.sh", *args, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(bucket / "tiny.fast.onnx")).metadata_props}
+    assert (meta["name"], meta["arch"], meta["training_steps"]) == ("tiny", "fast", "2")
+    # the bundled network's shape, which only the new style's norms changed
+    bundled = REPO / "function" / "models" / "bundled.fast.onnx"
+    trunk = {p.key: p.value for p in onnx.load(str(bundled)).metadata_props}
+    assert (
+        json.loads(meta["model_config"])["base_channels"]
+        == json.loads(trunk["model_config"])["base_channels"]
+    )
+    assert (bucket / "tiny.fast.tiles.onnx").is_file() and not list(bucket.glob("*.partial"))
+    status = json.loads((bucket / "runs" / "tiny" / "status.json").read_text())
+    assert status["state"] == "done" and status["detail"] == "tiny.fast.onnx"
+    assert (bucket / "runs" / "tiny" / "add" / "last.pt").is_file()
+    # Run again: done, so nothing is trained or written again.
+    mtime = (bucket / "tiny.fast.onnx").stat().st_mtime
+    again = run_script("train_job.sh", *args, env=env, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already written" in again.stderr
+    assert (bucket / "tiny.fast.onnx").stat().st_mtime == mtime
 
 
 def test_train_job_needs_a_painting(tmp_path):
