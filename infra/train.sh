@@ -5,8 +5,10 @@
 # The job (infra/train_job.sh) keeps its checkpoints in the bucket, so an execution that hits
 # the GPU task limit (1 hour) resumes in the next one, and writes NAME.onnx / NAME.fast.onnx
 # (parity-checked exports) to the bucket's top level, which deploy.sh --models-bucket serves.
-# With --add-style it teaches the bundled multi-style network the painting instead (only the new
-# style's norm parameters learn: minutes, not hours) and writes NAME.fast.onnx.
+# With several paintings (--style repeated, or a folder) it trains one multi-style network of
+# them (conditional instance norm: styles can be mixed), NAME.fast.onnx. With --add-style it
+# teaches the bundled multi-style network the painting instead (only the new style's norm
+# parameters learn: minutes, not hours) and writes NAME.fast.onnx.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,6 +22,8 @@ readonly REQUIRED_APIS="run.googleapis.com cloudbuild.googleapis.com artifactreg
 
 # Defaults; every one can be set by flag or by the env var of the same name.
 STYLE_FILE="${STYLE_FILE:-}"
+STYLES=()  # --style, repeatable: painting files, or a folder of them
+[[ -z "$STYLE_FILE" ]] || STYLES=("$STYLE_FILE")
 STYLE_NAME="${STYLE_NAME:-}"
 BUCKET="${BUCKET:-}"
 PHOTOS="${PHOTOS:-}"
@@ -29,7 +33,7 @@ JOB="${JOB:-styleserve-train}"
 ARTIFACT_REPO="${ARTIFACT_REPO:-styleserve}"
 TRAIN_SERVICE_ACCOUNT="${TRAIN_SERVICE_ACCOUNT:-}"
 BUILD_SERVICE_ACCOUNT="${BUILD_SERVICE_ACCOUNT:-}"
-ARCHS="${ARCHS:-johnson fast}"
+ARCHS="${ARCHS:-}"  # "johnson fast" for one painting, fast for several (validate)
 ADD_STYLE="${ADD_STYLE:-0}"
 STEPS="${STEPS:-}"  # 40000, or 400 with --add-style (validate)
 FAST_STEPS="${FAST_STEPS:-10000}"
@@ -51,6 +55,8 @@ DRY_RUN="${DRY_RUN:-0}"
 usage() {
   cat <<EOF
 Usage: infra/train.sh --style PAINTING --bucket BUCKET [--photos DIR] [options]
+       infra/train.sh --style A.jpg --style B.jpg ... --name NAME --bucket BUCKET [options]
+       infra/train.sh --style FOLDER --bucket BUCKET [options]
 
 Trains a style from PAINTING on a Cloud Run job with one NVIDIA L4 GPU and publishes it to
 gs://BUCKET/NAME.onnx (johnson) and gs://BUCKET/NAME.fast.onnx (fast, distilled from it):
@@ -61,13 +67,19 @@ gs://BUCKET/NAME.onnx (johnson) and gs://BUCKET/NAME.fast.onnx (fast, distilled 
      again while the training resumes from gs://BUCKET/runs/NAME/ (each execution trains
      TIME_BUDGET seconds, within the GPU task limit of 1 hour), until the models are written
 Then serve them with infra/deploy.sh --models-bucket BUCKET (printed at the end).
+Several paintings (--style repeated, or a folder of them) train one network that paints
+them all (conditional instance norm; the API mixes its styles), gs://BUCKET/NAME.fast.onnx
+(--archs fast, the default there, or johnson; no distillation), its paintings synced to
+gs://BUCKET/styles/NAME/.
 With --add-style the job instead teaches the bundled multi-style network (function/models, in
 the image) the painting as a new style, learning only its norm parameters for STEPS (400)
 steps, and writes gs://BUCKET/NAME.fast.onnx; served beside the bundled styles.
 
 Options (env var in brackets, then default):
-  --style FILE          [STYLE_FILE]  the painting on your disk (jpg/png/webp); required
-  --name NAME           [STYLE_NAME]  style id; default the painting's file name, lowercased
+  --style FILE|DIR      [STYLE_FILE]  the painting on your disk (jpg/png/webp); required;
+                                      repeat it, or give a folder, for a multi-style network
+  --name NAME           [STYLE_NAME]  style id (the network's, for several paintings); default
+                                      the painting's (or the folder's) name, lowercased
   --bucket NAME         [BUCKET]      Cloud Storage bucket for paintings, photos, checkpoints and
                                       models; required; created in REGION if missing
   --photos DIR          [PHOTOS]      training photos on your disk (e.g. COCO train2014), synced to
@@ -82,7 +94,8 @@ Options (env var in brackets, then default):
   --build-service-account EMAIL [BUILD_SERVICE_ACCOUNT] Cloud Build's identity; default
                                       REPO-build@PROJECT.iam.gserviceaccount.com, created if
                                       missing, with only a build's roles (infra/README.md)
-  --archs "A B"         [ARCHS]       "johnson fast" | johnson | fast
+  --archs "A B"         [ARCHS]       "johnson fast" | johnson | fast  ("johnson fast" for
+                                      one painting, fast for several)
   --add-style           [ADD_STYLE=1] a new style of the bundled network (fast), not a network
                                       of its own; NAME must be letters, digits and '_'
   --steps N             [STEPS]       40000 (400 with --add-style)
@@ -110,9 +123,10 @@ EOF
 }
 
 parse_args() {
+  local given=0
   while [[ $# -gt 0 ]]; do
     case "$1" in
-      --style) need_value "$@"; STYLE_FILE="$2"; shift ;;
+      --style) need_value "$@"; ((given)) || STYLES=(); given=1; STYLES+=("$2"); shift ;;
       --name) need_value "$@"; STYLE_NAME="$2"; shift ;;
       --bucket) need_value "$@"; BUCKET="$2"; shift ;;
       --photos) need_value "$@"; PHOTOS="$2"; shift ;;
@@ -147,18 +161,54 @@ parse_args() {
   done
 }
 
+# The painting files STYLES names (a folder: its .jpg/.png/.webp files), into PAINTINGS.
+collect_paintings() {
+  PAINTINGS=()
+  local s found ext
+  for s in "${STYLES[@]}"; do
+    if [[ -d "$s" ]]; then
+      mapfile -t found < <(find "$s" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.jpeg' \
+        -o -iname '*.png' -o -iname '*.webp' \) | sort)
+      ((${#found[@]})) || die "no .jpg, .png or .webp paintings in $s"
+      PAINTINGS+=("${found[@]}")
+      continue
+    fi
+    [[ -f "$s" ]] || die "painting $s not found"
+    ext="${s##*.}"
+    [[ "${ext,,}" =~ ^(jpg|jpeg|png|webp)$ ]] || die "the painting must be a .jpg, .png or .webp file (got $s)"
+    PAINTINGS+=("$s")
+  done
+  local names
+  names="$(for s in "${PAINTINGS[@]}"; do basename "$s"; done | sort | uniq -d)"
+  [[ -z "$names" ]] || die "two paintings share the file name ${names%%$'\n'*}: each names its style in the network"
+}
+
 validate() {
-  [[ -n "$STYLE_FILE" ]] || die "--style PAINTING is required (see --help)"
-  [[ -f "$STYLE_FILE" ]] || die "painting $STYLE_FILE not found"
+  ((${#STYLES[@]})) || die "--style PAINTING is required (see --help)"
+  collect_paintings
+  MULTI=0
+  ((${#PAINTINGS[@]} == 1)) || MULTI=1
+  STYLE_FILE="${PAINTINGS[0]}"
   STYLE_EXT="${STYLE_FILE##*.}"
   STYLE_EXT="${STYLE_EXT,,}"
-  [[ "$STYLE_EXT" =~ ^(jpg|jpeg|png|webp)$ ]] || die "the painting must be a .jpg, .png or .webp file (got $STYLE_FILE)"
   if [[ -z "$STYLE_NAME" ]]; then
-    STYLE_NAME="$(basename "$STYLE_FILE")"
-    STYLE_NAME="${STYLE_NAME%.*}"
+    if [[ "$MULTI" == 1 ]]; then
+      ((${#STYLES[@]} == 1)) || die "several paintings train one network: name it with --name NAME"
+      STYLE_NAME="$(basename "${STYLES[0]}")"
+    else
+      STYLE_NAME="$(basename "$STYLE_FILE")"
+      STYLE_NAME="${STYLE_NAME%.*}"
+    fi
     STYLE_NAME="${STYLE_NAME,,}"
     STYLE_NAME="${STYLE_NAME//[^a-z0-9_-]/_}"
   fi
+  if [[ "$MULTI" == 1 ]]; then
+    [[ "$ADD_STYLE" == 0 ]] || die "--add-style adds one painting; give one --style"
+    [[ "$ARCHS" != "johnson fast" ]] ||
+      die "a network of several paintings trains one arch: --archs fast (the default) or johnson"
+    : "${ARCHS:=fast}"
+  fi
+  : "${ARCHS:=johnson fast}"
   [[ "$STYLE_NAME" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]] ||
     die "--name wants a style id of lowercase letters, digits, '_' and '-' (got '$STYLE_NAME')"
   BUCKET="${BUCKET#gs://}"
@@ -214,8 +264,25 @@ ensure_bucket() {
 }
 
 upload_inputs() {
-  log "uploading the painting as gs://$BUCKET/styles/$STYLE_NAME.$STYLE_EXT"
-  mutate gcloud storage cp "$STYLE_FILE" "gs://$BUCKET/styles/$STYLE_NAME.$STYLE_EXT" --project="$PROJECT"
+  if [[ "$MULTI" == 1 ]]; then
+    # Exactly these paintings in the network's folder: one left from an earlier run would
+    # become a style of this network.
+    local staged
+    if [[ "$DRY_RUN" == 1 ]]; then
+      staged="PAINTINGS_DIR"
+      echo "# PAINTINGS_DIR: a temporary directory holding ${PAINTINGS[*]}"
+    else
+      staged="$(mktemp -d)"
+      cp "${PAINTINGS[@]}" "$staged/"
+    fi
+    log "syncing ${#PAINTINGS[@]} paintings to gs://$BUCKET/styles/$STYLE_NAME/"
+    mutate gcloud storage rsync "$staged" "gs://$BUCKET/styles/$STYLE_NAME" \
+      --delete-unmatched-destination-objects --project="$PROJECT"
+    [[ "$DRY_RUN" == 1 ]] || rm -rf "$staged"
+  else
+    log "uploading the painting as gs://$BUCKET/styles/$STYLE_NAME.$STYLE_EXT"
+    mutate gcloud storage cp "$STYLE_FILE" "gs://$BUCKET/styles/$STYLE_NAME.$STYLE_EXT" --project="$PROJECT"
+  fi
   if [[ -n "$PHOTOS" ]]; then
     log "syncing training photos $PHOTOS to gs://$BUCKET/photos (only new or changed files)"
     mutate gcloud storage rsync "$PHOTOS" "gs://$BUCKET/photos" --recursive --project="$PROJECT"
@@ -279,7 +346,9 @@ build_image() {
 }
 
 deploy_job() {
-  local env_vars="STYLE_NAME=$STYLE_NAME;BUCKET_DIR=/bucket;STYLE_IMAGE=/bucket/styles/$STYLE_NAME.$STYLE_EXT"
+  local style_image="/bucket/styles/$STYLE_NAME.$STYLE_EXT"
+  [[ "$MULTI" == 0 ]] || style_image="/bucket/styles/$STYLE_NAME"
+  local env_vars="STYLE_NAME=$STYLE_NAME;BUCKET_DIR=/bucket;STYLE_IMAGE=$style_image"
   env_vars+=";ARCHS=$ARCHS;ADD_STYLE=$ADD_STYLE;STEPS=$STEPS;FAST_STEPS=$FAST_STEPS;TIME_BUDGET=$TIME_BUDGET"
   env_vars+=";LOSS_NET=$LOSS_NET;IMAGE_SIZE=$IMAGE_SIZE;BATCH_SIZE=$BATCH_SIZE;DEVICE=cuda"
   env_vars+=";TRAIN_ARGS=--precision bf16 --channels-last --workers 4${TRAIN_ARGS:+ $TRAIN_ARGS}"

@@ -24,7 +24,7 @@ DATA_DIR="${DATA_DIR:-}"
 MODELS_DIR="${MODELS_DIR:-}"
 RUNS_DIR="${RUNS_DIR:-}"
 WORK_DIR="${WORK_DIR:-${TMPDIR:-/tmp}/styleserve-train}"
-ARCHS="${ARCHS:-johnson fast}"
+ARCHS="${ARCHS:-}"  # "johnson fast" for a painting, fast for a folder (validate)
 ADD_STYLE="${ADD_STYLE:-0}"
 TRUNK="${TRUNK:-}"
 STEPS="${STEPS:-}"  # 40000, or 400 with ADD_STYLE=1 (validate)
@@ -51,13 +51,16 @@ PYTHONPATH) with the 'train' extra and onnxruntime installed.
 Options (env var in brackets, then default):
   --name NAME          [STYLE_NAME]   required; the style id the API serves
   --bucket-dir DIR     [BUCKET_DIR]   /bucket (where the job mounts the bucket)
-  --style PATH         [STYLE_IMAGE]  the painting; default: the one file BUCKET_DIR/styles/NAME.*
+  --style PATH         [STYLE_IMAGE]  the painting, or a folder of paintings for one multi-style
+                                      network; default: the one file BUCKET_DIR/styles/NAME.*,
+                                      else the folder BUCKET_DIR/styles/NAME/
   --data DIR           [DATA_DIR]     training photos; default BUCKET_DIR/photos
   --models-dir DIR     [MODELS_DIR]   where NAME.onnx goes; default BUCKET_DIR (its top level,
                                       what deploy.sh --models-bucket serves)
   --runs-dir DIR       [RUNS_DIR]     checkpoints; default BUCKET_DIR/runs/NAME
   --work-dir DIR       [WORK_DIR]     local scratch; default \$TMPDIR/styleserve-train
-  --archs "A B"        [ARCHS]        "johnson fast" | johnson | fast
+  --archs "A B"        [ARCHS]        "johnson fast" | johnson | fast ("johnson fast" for a
+                                      painting, fast for a folder)
   --add-style          [ADD_STYLE=1]  a new style of the bundled network: NAME.fast.onnx
   --trunk PATH         [TRUNK]        with --add-style: the multi-style model or checkpoint to
                                       join; default the one in function/models
@@ -126,11 +129,21 @@ validate() {
   : "${DATA_DIR:=$BUCKET_DIR/photos}" "${MODELS_DIR:=$BUCKET_DIR}" "${RUNS_DIR:=$BUCKET_DIR/runs/$STYLE_NAME}"
   if [[ -z "$STYLE_IMAGE" ]]; then
     local found=("$BUCKET_DIR/styles/$STYLE_NAME".*)
-    [[ ${#found[@]} -eq 1 && -f "${found[0]}" ]] ||
-      die "no single painting $BUCKET_DIR/styles/$STYLE_NAME.* (pass --style PATH)"
+    if [[ -d "$BUCKET_DIR/styles/$STYLE_NAME" && ! -e "${found[0]}" ]]; then
+      found=("$BUCKET_DIR/styles/$STYLE_NAME")
+    fi
+    [[ ${#found[@]} -eq 1 && -e "${found[0]}" ]] ||
+      die "no single painting $BUCKET_DIR/styles/$STYLE_NAME.* nor a folder $BUCKET_DIR/styles/$STYLE_NAME/ (pass --style PATH)"
     STYLE_IMAGE="${found[0]}"
   fi
-  [[ -f "$STYLE_IMAGE" ]] || die "painting $STYLE_IMAGE not found"
+  [[ -f "$STYLE_IMAGE" || -d "$STYLE_IMAGE" ]] || die "painting $STYLE_IMAGE not found"
+  if [[ -d "$STYLE_IMAGE" ]]; then
+    [[ "$ADD_STYLE" == 0 ]] || die "--add-style adds one painting, not the folder $STYLE_IMAGE"
+    [[ "$ARCHS" != "johnson fast" ]] ||
+      die "a network of several paintings trains one arch: --archs fast or johnson (there is no distillation per painting)"
+    : "${ARCHS:=fast}"
+  fi
+  : "${ARCHS:=johnson fast}"
   [[ -d "$DATA_DIR" ]] || die "training photos folder $DATA_DIR not found"
   if [[ "$ADD_STYLE" == 1 ]]; then
     ARCHS=fast
@@ -223,7 +236,8 @@ train_arch() {
   [[ -n "$teacher" ]] && cmd+=(--teacher "$teacher")
   append_words cmd "$TRAIN_ARGS"
   log "$arch: training from step $done_steps to $steps (at most ${left}s): ${cmd[*]}"
-  "${cmd[@]}"
+  # Checked here: set -e does not stop a function its caller runs under `||`.
+  "${cmd[@]}" || die "$arch: training failed (exit $?); its message is above"
   # Save to the bucket; last.pt last, so a reader never sees a checkpoint without its log.
   local f
   for f in "$run"/*; do
@@ -259,7 +273,7 @@ add_new_style() {
     --time-budget "$((left > 60 ? left : 60))")
   append_words cmd "$TRAIN_ARGS"
   log "add-style: training $STYLE_NAME from step $done_steps to $STEPS (at most ${left}s): ${cmd[*]}"
-  "${cmd[@]}"
+  "${cmd[@]}" || die "add-style: training failed (exit $?); its message is above"
   local f
   for f in "$run"/*; do
     [[ "$(basename "$f")" == last.pt ]] || cp -R "$f" "$saved/"
