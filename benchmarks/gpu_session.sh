@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What runs on a lent GPU machine (no internet, ~10 minutes): trains the bundled multi-style
 # network (all paintings in $CARRY/styles, conditional instance norm) at a larger width than the
-# CPU can serve (`fast` at base 32) and the full `johnson` network of the same styles, at once,
-# bf16, batch 16; then benchmarks/gpu.py (python3 -m benchmarks.gpu: the function's CUDA path,
+# CPU can serve (`fast` at base 32) and, with the bundled run's checkpoint (RESUME), that run at
+# batch 16, else the full `johnson` network of the same styles; at once, bf16, batch 16; then benchmarks/gpu.py (python3 -m benchmarks.gpu: the function's CUDA path,
 # parity with the CPU provider, latency at 512/1024/2048). Export happens back on the CPU
 # machine, where the function's pinned onnxruntime checks parity:
 #
@@ -29,14 +29,18 @@ python3 -c "import torch, onnxruntime as o; print('torch', torch.__version__, 'o
 weights=$CARRY/efficientnet-lite0.pth
 [ -f "$weights" ] || { echo "missing $weights: see the comment above" >&2; exit 1; }
 
-# name arch extra-flags: one multi-style run over every painting, each with its catalog settings
-for run in "bundled_w32 fast --base-channels 32" "bundled_johnson johnson"; do
+# name arch extra-flags: one multi-style run over every painting, each with its catalog settings.
+# With the bundled run's checkpoint (RESUME), that run goes on here too, at batch 16.
+runs=("bundled_w32 fast --base-channels 32" "bundled_johnson johnson")
+RESUME=${RESUME:-checkpoints/bundled.fast.pt}
+[ -f "$RESUME" ] && runs=("bundled fast --resume $RESUME" "${runs[0]}")
+for run in "${runs[@]}"; do
   read -r name arch extra <<<"$run"
   # shellcheck disable=SC2086  # $extra is a list of flags
   python3 -m training.train --style "$CARRY/styles" --data "$CARRY/photos" --out "$RUNS/$name" \
     --arch "$arch" $extra --steps 1000000 --image-size "${IMAGE_SIZE:-256}" \
     --batch-size "${BATCH:-16}" --tv-weight 10 --identity-warmup-steps 200 \
-    --device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}" --channels-last --workers 2 \
+    --device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}" --workers "${WORKERS:-6}" \
     --time-budget "$BUDGET" --loss-weights "$weights" --sample-every 500 \
     >"$RUNS/logs/$name.log" 2>&1 &
 done
@@ -68,6 +72,8 @@ for last in sorted(runs.glob("*/last.pt"), key=lambda p: (".fast" in p.parent.na
 flush()
 EOF
 
+# The resumed run whole (optimizer too, ~5 MB), so the CPU machine can go on from it.
+[ -f "$RUNS/bundled/last.pt" ] && cp "$RUNS/bundled/last.pt" "$OUT/bundled_last.pt"
 # gpu.py's second table is the full-resolution graphs (function/graphs/, benchmarks/gpu_graphs.py).
 [ -z "${SKIP_BENCH:-}" ] && timeout 210 python3 -m benchmarks.gpu --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
 tar -czf "$OUT/runs.tar.gz" -C "$RUNS" logs \
