@@ -277,3 +277,18 @@ def test_gallery_paints_each_style_of_a_multi_style_model(multi_model_dir, model
     photo = make_photo(64, 48, seed=3)
     waves, checks = (np.asarray(render(styles, n, photo), np.float32) for n in ("waves", "checks"))
     assert waves.shape == (48, 64, 3) and np.abs(waves - checks).mean() > 1
+
+
+def test_gallery_takes_the_models_painting_where_the_file_is_not_here(multi_model_dir, tmp_path):
+    """A style added with training.add_style, or a machine without ../shared: the sheets show
+    the thumbnail the model carries."""
+    from PIL import Image
+
+    from export.gallery import load_styles, painting
+
+    styles = load_styles(multi_model_dir)
+    waves, checks = (np.asarray(painting(styles[n], tmp_path, n), np.float32) for n in ("waves", "checks"))  # fmt: skip
+    assert waves.shape[0] > 8 and checks.shape[0] > 8  # not the blank stand-in
+    assert np.abs(waves.mean((0, 1)) - checks.mean((0, 1))).max() > 3  # each its own painting
+    Image.new("RGB", (20, 10), "red").save(tmp_path / "waves.jpg")
+    assert painting(styles["waves"], tmp_path, "waves").size == (20, 10)  # the file, where here
