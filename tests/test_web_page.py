@@ -263,6 +263,27 @@ def test_your_own_painting_is_sent_as_style_image(page, photo, style_path, clip_
         page.click(".style.own")
     chooser.value.set_files([])
     wait_until(page, "document.querySelector('input[value=dots]').checked")
+    # Moving through the cards with the arrow keys passes it without a picker; Space opens it.
+    choosers: list = []
+
+    def listen(chooser) -> None:
+        choosers.append(chooser)
+
+    page.on("filechooser", listen)
+    page.get_by_text("Stripes", exact=True).click()
+    page.focus("input[value=stripes]")
+    page.keyboard.press("ArrowRight")
+    assert page.is_checked("#own")
+    page.wait_for_timeout(300)
+    assert choosers == []
+    page.keyboard.press("Space")
+    deadline = time.monotonic() + 5
+    while not choosers:
+        assert time.monotonic() < deadline, "Space on the card opened no file picker"
+        page.wait_for_timeout(50)
+    choosers[0].set_files([])
+    page.remove_listener("filechooser", listen)
+    wait_until(page, "document.querySelector('input[value=stripes]').checked")
     with page.expect_file_chooser() as chooser:
         page.click(".style.own")
     chooser.value.set_files(str(style_path))
