@@ -34,6 +34,11 @@ weights=$CARRY/efficientnet-lite0.pth
 runs=("bundled_w32 fast --base-channels 32" "bundled_johnson johnson")
 RESUME=${RESUME:-checkpoints/bundled.fast.pt}
 [ -f "$RESUME" ] && runs=("bundled fast --resume $RESUME" "${runs[0]}")
+# SCALES="2 3": instead, fine-tune the bundled run at each style scale (--style-scale), at once.
+if [ -f "$RESUME" ] && [ -n "${SCALES:-}" ]; then
+  runs=()
+  for s in $SCALES; do runs+=("bundled_x$s fast --resume $RESUME --style-scale $s"); done
+fi
 for run in "${runs[@]}"; do
   read -r name arch extra <<<"$run"
   # shellcheck disable=SC2086  # $extra is a list of flags
@@ -72,8 +77,10 @@ for last in sorted(runs.glob("*/last.pt"), key=lambda p: (".fast" in p.parent.na
 flush()
 EOF
 
-# The resumed run whole (optimizer too, ~5 MB), so the CPU machine can go on from it.
-[ -f "$RUNS/bundled/last.pt" ] && cp "$RUNS/bundled/last.pt" "$OUT/bundled_last.pt"
+# The resumed runs whole (optimizer too, ~5 MB each), so the CPU machine can go on from them.
+for last in "$RUNS"/bundled/last.pt "$RUNS"/bundled_x*/last.pt; do
+  [ -f "$last" ] && cp "$last" "$OUT/$(basename "$(dirname "$last")")_last.pt"
+done
 # gpu.py's second table is the full-resolution graphs (function/graphs/, benchmarks/gpu_graphs.py).
 [ -z "${SKIP_BENCH:-}" ] && timeout 210 python3 -m benchmarks.gpu --json "$RUNS/gpu.json" | tee "$OUT/gpu.txt"
 tar -czf "$OUT/runs.tar.gz" -C "$RUNS" logs \

@@ -62,7 +62,7 @@ def project_version() -> str:
 # The loss settings every style of a run shares; each style's own (painting size, taps and
 # weights) come from its entry in the checkpoint's `styles`.
 RUN_LOSS_SETTINGS = ("content_layer", "style_statistic", "tv_weight", "loss_jitter", "loss_margin")
-STYLE_LOSS_SETTINGS = ("content_weight", "style_layers", "style_weight", "style_size")
+STYLE_LOSS_SETTINGS = ("content_weight", "style_layers", "style_weight", "style_size", "trim")
 
 
 def loss_settings(train_cfg: dict, style: dict) -> str:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import make_painting
-from training import checkpoint, styles
+from training import checkpoint, data, styles
 from training.errors import UsageError
 from training.hardware import autocast_dtype
 from training.loss_nets import DEFAULTS
@@ -109,6 +109,31 @@ def test_each_painting_gets_its_catalog_settings_and_the_command_line_the_last_w
     assert (
         given[0].style_size == 600 and given[0].content_weight == by_name["the_kiss"].content_weight
     )
+    harder = {s.name: s for s in styles.resolve([str(tmp_path)], d, **none, style_scale=2.5)}
+    for name, entry in by_name.items():  # the paintings' weights stay relative to each other
+        assert harder[name].style_weight == 2.5 * entry.style_weight
+        assert harder[name].content_weight == entry.content_weight
+    with pytest.raises(UsageError, match="above 0"):
+        styles.resolve([str(tmp_path)], d, **none, style_scale=0)
+
+
+def test_a_painting_s_trim_cuts_its_edge_strip_before_the_analysis(tmp_path):
+    painting = np.zeros((100, 200, 3), np.uint8)
+    painting[:, 192:] = (255, 0, 0)  # a red strip down the right edge, as on The Scream's scan
+    Image.fromarray(painting).save(tmp_path / "the_scream.png")
+    (entry,) = styles.resolve(
+        [str(tmp_path / "the_scream.png")],
+        DEFAULTS["efficientnet-lite0"],
+        style_size=None,
+        style_layers=None,
+        style_weight=None,
+        content_weight=None,
+    )
+    assert entry.trim is not None and entry.to_dict()["trim"] == entry.trim  # recorded
+    whole = data.load_style_image(entry.path, None)  # (1, 3, 100, 200)
+    trimmed = data.load_style_image(entry.path, None, entry.trim)
+    assert whole[0, 0].max() == 255 and trimmed[0, 0].max() == 0  # the strip is gone
+    assert trimmed.shape[2] == 100 and 180 <= trimmed.shape[3] < 195
 
 
 @pytest.fixture(scope="module")

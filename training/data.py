@@ -102,8 +102,11 @@ def center_crops(paths: list[Path], image_size: int) -> torch.Tensor:
     return torch.stack(crops)
 
 
-def load_style_image(path: str | Path, size: int | None) -> torch.Tensor:
-    """(1, 3, H, W) float 0..255; longer side resized to `size` when given."""
+def load_style_image(
+    path: str | Path, size: int | None, trim: tuple[float, float, float, float] | None = None
+) -> torch.Tensor:
+    """(1, 3, H, W) float 0..255; `trim`'s fractions (left, top, right, bottom) cut off, then
+    the longer side resized to `size` when given."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--style {path}: no such file")
@@ -111,6 +114,12 @@ def load_style_image(path: str | Path, size: int | None) -> torch.Tensor:
         img = load_rgb(path)
     except Exception as e:
         raise UsageError(f"--style {path}: not a readable image ({e})") from e
+    if trim:
+        left, top, right, bottom = trim
+        w, h = img.size
+        img = img.crop(
+            (round(left * w), round(top * h), w - round(right * w), h - round(bottom * h))
+        )
     if size:
         img = ImageOps.contain(img, (size, size), Image.Resampling.LANCZOS)
     return to_tensor(img).unsqueeze(0)

@@ -92,7 +92,7 @@ def build_criterion(
         )
     specs = [
         losses.StyleSpec(
-            data.load_style_image(e.path, e.style_size or None).to(device),
+            data.load_style_image(e.path, e.style_size or None, e.trim).to(device),
             styles.parse_style_layers(e.style_layers),
             e.style_weight,
             e.content_weight,
@@ -143,6 +143,7 @@ def setup(cfg: TrainConfig) -> Run:
         style_layers=cfg.style_layers,
         style_weight=cfg.style_weight,
         content_weight=cfg.content_weight,
+        style_scale=cfg.style_scale,
     )
     cfg.content_layer = cfg.content_layer or defaults.content_layer
     cfg.style_statistic = cfg.style_statistic or defaults.style_statistic

@@ -32,6 +32,7 @@ class StyleEntry:
     style_layers: str  # NAME:W,...
     style_weight: float
     content_weight: float
+    trim: tuple[float, float, float, float] | None = None  # paintings.Painting.trim
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,7 +42,8 @@ class StyleEntry:
         return {
             k: v
             for k, v in self.to_dict().items()
-            if k in ("style_size", "style_layers", "style_weight", "content_weight")
+            if k in ("style_size", "style_layers", "style_weight", "content_weight", "trim")
+            and v is not None
         }
 
 
@@ -93,9 +95,15 @@ def resolve(
     style_layers: str | None,
     style_weight: float | None,
     content_weight: float | None,
+    style_scale: float = 1.0,
 ) -> list[StyleEntry]:
     """The run's styles: each painting's settings from the command line, else the catalog,
-    else the loss network's defaults."""
+    else the loss network's defaults; every style weight then times `style_scale`, which paints
+    harder (or softer) while keeping the paintings' weights relative to each other."""
+    if not style_scale > 0:
+        raise UsageError(
+            f"--style-scale {style_scale}: give a number above 0 (1 keeps the weights)"
+        )
     given = {
         "style_size": style_size,
         "style_layers": style_layers,
@@ -126,8 +134,9 @@ def resolve(
                 sha256=sha256_file(path),
                 style_size=int(settings["style_size"]),  # type: ignore[call-overload]
                 style_layers=str(settings["style_layers"]),
-                style_weight=float(settings["style_weight"]),  # type: ignore[arg-type]
+                style_weight=float(settings["style_weight"]) * style_scale,  # type: ignore[arg-type]
                 content_weight=float(settings["content_weight"]),  # type: ignore[arg-type]
+                trim=painting.trim if painting else None,
             )
         )
     return entries

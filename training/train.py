@@ -44,6 +44,9 @@ class TrainConfig:
     content_weight: float | None = None
     style_weight: float | None = None
     style_layers: str | None = None  # name:weight,...
+    # Times every style's resolved style weight: fine-tunes a trained network toward stronger
+    # painting (`strength` can take a result back toward the photo, nothing can take it further).
+    style_scale: float = 1.0
     lr: float = 1e-3
     tv_weight: float = 0.0
     # Temporal stability for video (training/stability.py): the painting of a slightly moved,
@@ -104,6 +107,7 @@ HELP = {
     "lr": "Adam learning rate",
     "content_weight": "how much of the photo to keep (default: the painting's, else the loss network's, 4 for efficientnet-lite0)",
     "style_weight": "how much of the painting's texture (default: the painting's, else the loss network's)",
+    "style_scale": "multiplies every style's style weight (the painting's or --style-weight): above 1 paints harder",
     "tv_weight": "total-variation smoothing; ~10 removes the fast arch's fine lattice",
     "stability_weight": "weight of the video stability term (painting a moved photo = moving its painting); ~100-1000, 0 off",
     "identity_warmup_steps": "steps of plain photo reconstruction first; keeps content in short runs",
