@@ -19,6 +19,8 @@ from stylefn.imaging import full_resolution, upsample
 from stylefn.imaging.upsample import Finish, Upsampler
 from stylefn.styles import tiling
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def session(path) -> ort.InferenceSession:
     options = ort.SessionOptions()
@@ -57,17 +59,27 @@ def test_the_shipped_graphs_are_what_export_writes(graphs):
         assert shipped.read_bytes() == written.read_bytes(), shipped
 
 
-def test_graphs_match_the_numpy_path_within_tolerance(upsampler, model_dir):
+def test_graphs_match_the_numpy_path_within_tolerance(upsampler):
     """Parity with the numpy path they replaced, as export checks it on real photos, here on
-    generated ones painted by a real (tiny) network; in grey levels."""
-    network = session(model_dir / "stripes.fast.onnx")
+    generated ones painted by the shipped network, every style; in grey levels. (A network of
+    a few test steps paints noise whose sharpest edges differ from machine to machine under
+    bf16, which moved the figures across the tolerance; a trained one paints strokes.)"""
+    network = session(ROOT / "function" / "models" / "bundled.fast.onnx")
+    count = network.get_inputs()[1].shape[0]  # style_weights: (S,)
     photos = [
         (f"photo{i}", np.asarray(make_photo(190 + 37 * i, 128 + 11 * i, seed=i))) for i in range(3)
     ]
-    cases = upsample_parity.compare(
-        upsampler, photos, lambda rgb: network.run(["stylized"], {"image": rgb[None]})[0][0]
-    )
-    assert len(cases) == 3 * len(upsample_parity.ENLARGEMENTS) * len(upsample_parity.FINISHES)
+    cases = []
+    for k in range(count):
+        weights = np.eye(count, dtype=np.float32)[k]
+        cases += upsample_parity.compare(
+            upsampler,
+            [photos[k % len(photos)]],
+            lambda rgb, w=weights: network.run(None, {"image": rgb[None], "style_weights": w})[0][
+                0
+            ],
+        )
+    assert len(cases) == count * len(upsample_parity.ENLARGEMENTS) * len(upsample_parity.FINISHES)
     upsample_parity.check(cases)  # raises beyond TOLERANCE
 
 
