@@ -317,3 +317,47 @@ def test_gallery_takes_the_models_painting_where_the_file_is_not_here(multi_mode
     assert np.abs(waves.mean((0, 1)) - checks.mean((0, 1))).max() > 3  # each its own painting
     Image.new("RGB", (20, 10), "red").save(tmp_path / "waves.jpg")
     assert painting(styles["waves"], tmp_path, "waves").size == (20, 10)  # the file, where here
+
+
+def test_a_style_of_the_trunk_relearns_from_its_own_norms_and_joins_back(
+    two_style_run, two_paintings, photo_dir, tmp_path
+):
+    from training.join_styles import join
+    from training.trunk import norm_parameters
+
+    network = checkpoint.load(two_style_run / "last.pt")  # styles: stripes, noise
+    trunk = str(two_style_run / "last.pt")
+    # lr 0: the start itself, which for "noise" must be its own row, not the styles' mean
+    still = train(config([str(two_paintings / "noise.png")], photo_dir, tmp_path / "n0", trunk=trunk, lr=0.0, steps=1))  # fmt: skip
+    relearnt = train(config([str(two_paintings / "noise.png")], photo_dir, tmp_path / "n1", trunk=trunk, steps=3))  # fmt: skip
+    new = tmp_path / "new.png"
+    make_painting(48).save(new)
+    added = train(config([str(new)], photo_dir, tmp_path / "new", trunk=trunk, steps=2))
+    norms = norm_parameters(TransformerNet(ModelConfig(**network["model_config"])))
+    for k in norms:
+        assert torch.equal(checkpoint.load(still)["model"][k][0], network["model"][k][1])
+
+    joined = join(network, [checkpoint.load(relearnt), checkpoint.load(added)])
+    assert [s["name"] for s in joined["styles"]] == ["stripes", "noise", "new"]
+    assert joined["model_config"]["num_styles"] == 3 and "optimizer" not in joined
+    for k in norms:
+        assert torch.equal(joined["model"][k][0], network["model"][k][0])  # untouched
+        assert torch.equal(joined["model"][k][1], checkpoint.load(relearnt)["model"][k][0])
+        assert torch.equal(joined["model"][k][2], checkpoint.load(added)["model"][k][0])
+    net = TransformerNet(ModelConfig(**joined["model_config"]))
+    net.load_state_dict(joined["model"])
+    out = net(torch.rand(1, 3, 32, 32) * 255, one_hot(torch.tensor([2]), 3))
+    assert torch.isfinite(out).all()
+
+    elsewhere = train(config([str(new)], photo_dir, tmp_path / "free", steps=2))  # its own convs
+    with pytest.raises(UsageError, match="--trunk"):
+        join(network, [checkpoint.load(elsewhere)])
+
+    from training import join_styles
+
+    out = tmp_path / "joined.pt"
+    assert join_styles.main(["--network", trunk, "--styles", str(added), "--out", str(out)]) == 0
+    assert [s["name"] for s in checkpoint.load(out)["styles"]] == ["stripes", "noise", "new"]
+    assert (
+        join_styles.main(["--network", trunk, "--styles", str(elsewhere), "--out", str(out)]) == 2
+    )

@@ -176,7 +176,7 @@ def setup(cfg: TrainConfig) -> Run:
     model = TransformerNet(model_config).to(device, memory_format=memory_format)  # type: ignore[call-overload]
     if trunk is not None:
         if ckpt is None:
-            start_from_trunk(model, trunk["model"])
+            start_from_trunk(model, trunk, [e.name for e in entries])
         freeze_all_but_norms(model)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     step = 0

@@ -31,15 +31,20 @@ def norm_parameters(model: nn.Module) -> list[str]:
     ]
 
 
-def start_from_trunk(model: TransformerNet, trunk: dict[str, torch.Tensor]) -> None:
-    """The trunk's convolutions, and every style's norms at the mean of the trunk's styles: a
-    neutral start, where each new style then finds its own."""
+def start_from_trunk(model: TransformerNet, trunk: dict, names: list[str]) -> None:
+    """The trunk's convolutions; each style's norms start at the trunk's own row for a style of
+    that name (relearning it, e.g. with new loss settings), else at the mean of the trunk's
+    styles: a neutral start, where a new style then finds its own."""
     norms = set(norm_parameters(model))
-    state = {
-        k: v.mean(0, keepdim=True).expand_as(model.state_dict()[k]).clone() if k in norms else v
-        for k, v in trunk.items()
-    }
-    model.load_state_dict(state)
+    own = [s["name"] for s in trunk["styles"]]
+    rows = [own.index(n) if n in own else None for n in names]
+
+    def start(k: str, v: torch.Tensor) -> torch.Tensor:  # v: (S, C) for a norm
+        if k not in norms:
+            return v
+        return torch.stack([v.mean(0) if r is None else v[r] for r in rows])
+
+    model.load_state_dict({k: start(k, v) for k, v in trunk["model"].items()})
 
 
 def freeze_all_but_norms(model: nn.Module) -> None:
