@@ -352,6 +352,9 @@ def test_a_style_of_the_trunk_relearns_from_its_own_norms_and_joins_back(
     elsewhere = train(config([str(new)], photo_dir, tmp_path / "free", steps=2))  # its own convs
     with pytest.raises(UsageError, match="--trunk"):
         join(network, [checkpoint.load(elsewhere)])
+    deeper = train(config([str(new)], photo_dir, tmp_path / "deep", steps=1, residual_blocks=2))
+    with pytest.raises(UsageError, match="its layers"):
+        join(network, [checkpoint.load(deeper)])
 
     from training import join_styles
 

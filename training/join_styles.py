@@ -36,13 +36,16 @@ def join(network: dict, added: list[dict]) -> dict:
         name = ckpt["styles"][0]["name"]
         if len(ckpt["styles"]) != 1:
             raise UsageError(f"{name}: join one style per checkpoint, not {len(ckpt['styles'])}")
+        same_layers = ckpt["model"].keys() == state.keys()
         other = [
-            k for k, v in ckpt["model"].items() if k not in norms and not torch.equal(v, state[k])
+            k
+            for k, v in ckpt["model"].items()
+            if same_layers and k not in norms and not torch.equal(v, state[k])
         ]
-        if other or ckpt["model"].keys() != state.keys():
+        if other or not same_layers:
             raise UsageError(
                 f"{name} was not trained against this network's frozen convolutions "
-                f"({len(other)} differ); train it with --trunk on this network"
+                f"({len(other) or 'its layers'} differ); train it with --trunk on this network"
             )
         names = [s["name"] for s in styles]
         row = names.index(name) if name in names else len(names)
