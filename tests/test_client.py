@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from PIL import Image
@@ -218,12 +219,19 @@ def test_a_video_comes_back_as_an_mp4_with_every_frame(live_server, clip, tmp_pa
     painted = decode_clip(out.read_bytes())
     assert len(painted.frames) == 4 and painted.codec == "h264"
     assert painted.frames[0].shape == (32, 48, 3)  # max_size 48 shrank the 96x64 clip
-    # every option reached the server: the library's request with the same options is the same
-    again = StyleClient(live_server).stylize(
-        clip, style="stripes", arch="fast", strength=0.7, preserve_color=True, max_size=48,
-        stroke_scale=2,
-    )  # fmt: skip
-    assert again == out.read_bytes()
+    # every option reached the server: the library's request with the same options paints the
+    # same frames (compared decoded: CI once saw the two MP4s' bytes differ on a loaded machine)
+    again = decode_clip(
+        StyleClient(live_server).stylize(
+            clip, style="stripes", arch="fast", strength=0.7, preserve_color=True, max_size=48,
+            stroke_scale=2,
+        )
+    ).frames  # fmt: skip
+    plain = decode_clip(StyleClient(live_server).stylize(clip, style="stripes", arch="fast")).frames
+    assert len(again) == len(painted.frames)
+    for mine, theirs in zip(painted.frames, again, strict=True):
+        assert np.abs(mine.astype(np.int16) - theirs).mean() < 2
+    assert plain[0].shape != painted.frames[0].shape  # while leaving the options out shows
 
 
 def test_a_video_by_its_suffix_or_its_bytes_and_format_mp4(live_server, clips, tmp_path):
