@@ -2,8 +2,9 @@
 # What runs on a lent GPU machine (no internet, ~10 minutes): trains the bundled multi-style
 # network (all paintings in $CARRY/styles, conditional instance norm) at a larger width than the
 # CPU can serve (`fast` at base 32) and, with the bundled run's checkpoint (RESUME), that run at
-# batch 16, else the full `johnson` network of the same styles; at once, bf16, batch 16; then benchmarks/gpu.py (python3 -m benchmarks.gpu: the function's CUDA path,
-# parity with the CPU provider, latency at 512/1024/2048). Export happens back on the CPU
+# batch 16, else the full `johnson` network of the same styles; at once, bf16, batch 16; then
+# benchmarks/gpu.py (python3 -m benchmarks.gpu: the function's CUDA path, parity with the CPU
+# provider, latency at 512/1024/2048). Export happens back on the CPU
 # machine, where the function's pinned onnxruntime checks parity:
 #
 #   python -m export --checkpoint CKPT --out DIR/bundled_w32.fast.onnx --name bundled_w32

@@ -71,14 +71,12 @@ def test_graphs_match_the_numpy_path_within_tolerance(upsampler):
     ]
     cases = []
     for k in range(count):
-        weights = np.eye(count, dtype=np.float32)[k]
-        cases += upsample_parity.compare(
-            upsampler,
-            [photos[k % len(photos)]],
-            lambda rgb, w=weights: network.run(None, {"image": rgb[None], "style_weights": w})[0][
-                0
-            ],
-        )
+
+        def paint(rgb: np.ndarray, k: int = k) -> np.ndarray:
+            weights = np.eye(count, dtype=np.float32)[k]  # style k alone
+            return network.run(None, {"image": rgb[None], "style_weights": weights})[0][0]
+
+        cases += upsample_parity.compare(upsampler, [photos[k % len(photos)]], paint)
     assert len(cases) == count * len(upsample_parity.ENLARGEMENTS) * len(upsample_parity.FINISHES)
     upsample_parity.check(cases)  # raises beyond TOLERANCE
 

@@ -26,7 +26,7 @@ class Painting:
 
     def loss_overrides(self) -> dict[str, object]:
         """The TrainConfig fields this painting sets, by name."""
-        own = ("style_size", "style_layers", "style_weight", "content_weight", "trim")
+        own = ("style_size", "style_layers", "style_weight", "content_weight")
         return {
             f.name: getattr(self, f.name)
             for f in fields(self)

@@ -37,15 +37,6 @@ class StyleEntry:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @property
-    def loss_settings(self) -> dict[str, object]:
-        return {
-            k: v
-            for k, v in self.to_dict().items()
-            if k in ("style_size", "style_layers", "style_weight", "content_weight", "trim")
-            and v is not None
-        }
-
 
 def parse_style_layers(spec: str) -> dict[str, float]:
     weights = {}
