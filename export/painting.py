@@ -69,7 +69,8 @@ def painting_props(meta: dict, painting: Path | None) -> dict[str, str]:
     checkpoint's style image hash), else from the image the checkpoint was trained on if that
     path is on this machine and unchanged. A multi-style model's (style_painting_key(name)) come from
     the images in the folder `painting` whose hashes match, else from the paths the checkpoint
-    names. What cannot be found is left out, with a warning."""
+    names, else from the thumbnails a checkpoint unpacked from a model carries (by hash). What
+    cannot be found is left out, with a warning."""
     styles = meta["styles"]
     if len(styles) == 1 and painting is not None and not painting.is_dir():
         check_painting(painting, styles[0]["sha256"])
@@ -81,11 +82,12 @@ def painting_props(meta: dict, painting: Path | None) -> dict[str, str]:
         if painting is not None:
             candidates = sorted(painting.iterdir()) + candidates
         found = find_by_hash(candidates, style["sha256"])
-        if found is None:
+        carried = meta.get("thumbnails", {}).get(style["sha256"])
+        if found is None and carried is None:
             missing.append(style["name"])
             continue
         key = PAINTING_KEY if len(styles) == 1 else style_painting_key(style["name"])
-        props[key] = painting_thumbnail(found)
+        props[key] = painting_thumbnail(found) if found is not None else carried
     if missing:
         log.warning(
             "exporting without the painting thumbnails of %s (no image with its hash where the "

@@ -24,6 +24,7 @@ from onnx import numpy_helper
 
 from export.bundle import run_name
 from export.onnx_export import RUN_LOSS_SETTINGS, STYLE_LOSS_SETTINGS, STYLES_KEY
+from stylefn.contract import PAINTING_KEY, style_painting_key
 from training.checkpoint import FORMAT_VERSION, REQUIRED_KEYS
 from training.errors import UsageError
 from training.model import build_model, upgrade_state_dict
@@ -83,8 +84,17 @@ def checkpoint_from_onnx(path: Path) -> tuple[str, dict]:
         "train_config": {k: settings[k] for k in RUN_LOSS_SETTINGS if k in settings}
         | ({"image_size": int(image_size)} if image_size else {}),
         "unpacked_from": path.name,
+        "thumbnails": carried_thumbnails(props, styles),
     }
     return run_name(props["name"], config.get("arch", "johnson")), ckpt
+
+
+def carried_thumbnails(props: dict[str, str], styles: list[dict]) -> dict[str, str]:
+    """A model's painting thumbnails by image hash: re-exported (training.join_styles), the
+    model keeps them where the paintings themselves are not on that machine."""
+    multi = STYLES_KEY in props
+    keys = {s["sha256"]: style_painting_key(s["name"]) if multi else PAINTING_KEY for s in styles}
+    return {sha: props[key] for sha, key in keys.items() if key in props}
 
 
 def checkpoints_in(file: Path) -> dict[str, dict]:

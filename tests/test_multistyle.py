@@ -193,6 +193,12 @@ def test_one_onnx_file_paints_every_style_and_a_mix(two_style_run, two_paintings
     back = checkpoint.load(tmp_path / "runs" / "styles.fast" / "last.pt")
     assert [s["name"] for s in back["styles"]] == ["stripes", "noise"]
     assert back["styles"][1]["sha256"] == listed[1]["style_image_sha256"]
+    # Re-exported where the paintings are not (training.join_styles --network MODEL.onnx), the
+    # thumbnails come from the model itself, each under its own style's key.
+    from export.painting import painting_props
+
+    keys = [style_painting_key(n) for n in ("stripes", "noise")]
+    assert painting_props(back, None) == {k: meta[k] for k in keys}
 
 
 def test_rerun_resumes_and_another_style_list_is_refused(two_paintings, photo_dir, tmp_path):
