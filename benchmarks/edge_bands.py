@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from benchmarks.palette_match import srgb_to_lab
-from export.gallery import load_styles, render
+from benchmarks.palette_match import eval_photos, model_folders, srgb_to_lab
+from export.gallery import render
 
 ROOT = Path(__file__).resolve().parents[1]
 SIDES = ("left", "right", "top", "bottom")
@@ -58,16 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--inner", type=int, default=24, help="the reference strip inside it, px")
     args = p.parse_args(argv)
 
-    photos = [
-        ImageOps.contain(Image.open(f).convert("RGB"), (args.size, args.size))
-        for f in sorted(args.eval.glob("*.png"))[: args.photos]
-    ]
+    photos = eval_photos(args.eval, args.photos, args.size)
     if not photos:
         print(f"error: no .png photos in {args.eval}", file=sys.stderr)
         return 2
-    folders = {"shipped": load_styles(args.models)}
-    if args.compare:
-        folders["compare"] = load_styles(args.compare)
+    folders = model_folders(args.models, args.compare)
 
     def mean_sides(images: list[Image.Image]) -> str:
         d = np.mean([side_distances(im, args.strip, args.inner) for im in images], axis=0)

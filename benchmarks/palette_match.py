@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from export.gallery import load_styles, render
+from export.gallery import Styles, load_styles, render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,6 +55,22 @@ def pixels(img: Image.Image) -> np.ndarray:
     return srgb_to_lab(np.asarray(img.convert("RGB")).reshape(-1, 3))
 
 
+def eval_photos(folder: Path, count: int, size: int) -> list[Image.Image]:
+    """The first `count` .png photos of `folder`, each fit within size x size."""
+    return [
+        ImageOps.contain(Image.open(f).convert("RGB"), (size, size))
+        for f in sorted(folder.glob("*.png"))[:count]
+    ]
+
+
+def model_folders(models: Path, compare: Path | None) -> dict[str, Styles]:
+    """The painters of `models` ("shipped") and, when given, of `compare` ("compare")."""
+    folders = {"shipped": load_styles(models)}
+    if compare:
+        folders["compare"] = load_styles(compare)
+    return folders
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", type=Path, default=ROOT / "function/models")
@@ -68,16 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     directions = rng.normal(size=(64, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    photos = [
-        ImageOps.contain(Image.open(f).convert("RGB"), (args.size, args.size))
-        for f in sorted(args.eval.glob("*.png"))[: args.photos]
-    ]
+    photos = eval_photos(args.eval, args.photos, args.size)
     if not photos:
         print(f"error: no .png photos in {args.eval}", file=sys.stderr)
         return 2
-    folders = {"shipped": load_styles(args.models)}
-    if args.compare:
-        folders["compare"] = load_styles(args.compare)
+    folders = model_folders(args.models, args.compare)
 
     photo_pixels = [pixels(photo) for photo in photos]  # the baseline, the same for every style
 
