@@ -64,3 +64,24 @@ def test_every_style_stylizes(registry, photo):
         assert out.std() > 5, f"{key} gives a near-constant image"
         diff = np.abs(out.astype(float) - photo.astype(float)).mean()
         assert diff > MIN_MEAN_ABS_DIFF, f"{key} barely changes the photo ({diff:.1f})"
+
+
+def test_the_catalog_records_the_bundled_network_s_settings(registry, tmp_path):
+    """training/paintings.py is what retraining the bundled network starts from: each of its
+    paintings resolves to the loss settings the shipped file says that style was trained with."""
+    from export.onnx_export import STYLE_LOSS_SETTINGS
+    from training import styles
+    from training.loss_nets import DEFAULTS
+    from training.paintings import CATALOG
+
+    (bundled,) = (m for m in registry.models.values() if len(m.style_names) > 1)
+    shipped = {name: bundled.style_info(name)["loss_settings"] for name in bundled.style_names}
+    assert set(shipped) == {p.name for p in CATALOG}
+    for p in CATALOG:
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{p.name}.jpg")
+    none = dict(style_size=None, style_layers=None, style_weight=None, content_weight=None)
+    for entry in styles.resolve([str(tmp_path)], DEFAULTS["efficientnet-lite0"], **none):
+        recorded = shipped[entry.name]
+        resolved = {k: getattr(entry, k) for k in STYLE_LOSS_SETTINGS}
+        resolved["trim"] = list(entry.trim) if entry.trim else None
+        assert {k: recorded.get(k) for k in STYLE_LOSS_SETTINGS} == resolved, entry.name

@@ -49,9 +49,10 @@ CATALOG = (
     Painting(
         "the_scream", "The Scream", "Edvard Munch", "1893", style_weight=2, trim=(0, 0, 0.045, 0)
     ),
-    # Kandinsky's and Picabia's planes: the trunk learnt them at content weight 10 (6 drew a
-    # faint diagonal lattice in flat areas, 12 kept the photo under a tint); their norms relearnt
-    # at 4, with four times the style weight, painted the sky (docs/model_card.md).
+    # Kandinsky's and Picabia's planes: until step 45,671 at content weight 10 (6 drew a faint
+    # diagonal lattice in flat areas, 12 kept the photo under a tint); at 4 with four times the
+    # style weight (norms relearnt, then the whole network fine-tuned) they paint the sky
+    # (docs/model_card.md).
     Painting("composition_vii", "Composition VII", "Wassily Kandinsky", "1913", style_weight=4),
     Painting(
         "udnie",
