@@ -18,7 +18,7 @@ from training.efficientnet import EfficientNetLite0, SamePadConv, build_efficien
 from training.errors import UsageError
 from training.loss_nets import DEFAULTS, build_loss_net
 from training.losses import PerceptualLoss
-from training.model import PRESETS, ModelConfig, TransformerNet, mirror_right_and_bottom
+from training.model import PRESETS, ModelConfig, TransformerNet, mirror_edges
 from training.train import TrainConfig, train
 from training.vgg import VGG16Features
 
@@ -55,15 +55,19 @@ def test_output_has_input_size_and_no_nans(height, width):
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("height,width", [(1, 1), (3, 40), (20, 20)])
-def test_mirror_extends_right_and_bottom_by_the_image_itself(height, width):
+@pytest.mark.parametrize("height,width", [(1, 1), (3, 40), (20, 20), (30, 50)])
+def test_mirror_extends_every_side_by_the_image_itself(height, width):
     x = torch.arange(height * width, dtype=torch.float32).view(1, 1, height, width)
-    y = mirror_right_and_bottom(x, 16)
-    eh, ew = min(16, height), min(16, width)  # a small image lends all it has
-    assert y.shape == (1, 1, height + eh, width + ew)
-    assert torch.equal(y[..., :height, :width], x)
-    assert torch.equal(y[..., :height, width:], x[..., width - ew :].flip(-1))
-    assert torch.equal(y[..., height:, :], y[..., height - eh : height, :].flip(-2))
+    y, top, left = mirror_edges(x, 24)
+    eh, ew = min(24, height), min(24, width)  # a small image lends all it has
+    assert (top, left) == (eh, ew)
+    assert y.shape == (1, 1, height + 2 * eh, width + 2 * ew)
+    inner = y[..., top : top + height, :]
+    assert torch.equal(inner[..., left : left + width], x)
+    assert torch.equal(inner[..., :left], x[..., :ew].flip(-1))
+    assert torch.equal(inner[..., left + width :], x[..., width - ew :].flip(-1))
+    assert torch.equal(y[..., :top, :], y[..., top : 2 * top, :].flip(-2))
+    assert torch.equal(y[..., top + height :, :], y[..., height + top - eh : height + top, :].flip(-2))
 
 
 def test_config_fields_change_the_network():
