@@ -67,7 +67,9 @@ def test_mirror_extends_every_side_by_the_image_itself(height, width):
     assert torch.equal(inner[..., :left], x[..., :ew].flip(-1))
     assert torch.equal(inner[..., left + width :], x[..., width - ew :].flip(-1))
     assert torch.equal(y[..., :top, :], y[..., top : 2 * top, :].flip(-2))
-    assert torch.equal(y[..., top + height :, :], y[..., height + top - eh : height + top, :].flip(-2))
+    assert torch.equal(
+        y[..., top + height :, :], y[..., height + top - eh : height + top, :].flip(-2)
+    )
 
 
 def test_config_fields_change_the_network():
